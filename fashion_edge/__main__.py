@@ -1,0 +1,3 @@
+from fashion_edge.cli import main
+
+main()

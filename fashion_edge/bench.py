@@ -1,0 +1,145 @@
+"""`fashion-edge bench`: speed figures, each beside a baseline measured in the same run."""
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fashion_edge import preprocess
+from fashion_edge.model import Model
+
+
+def percentiles(times):
+    ms = np.array(times) * 1000
+    return {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)), "p99": float(np.percentile(ms, 99))}
+
+
+def time_calls(fn, runs, warmup=20):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def scene(width=640, height=480, seed=0):
+    """A 640x480 photo-like test image: a dark shirt shape on a textured light floor."""
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.integers(150, 220, (height, width, 3), dtype=np.uint8), (9, 9), 0)
+    cx, cy = width // 2, height // 2
+    body = np.array([[cx - 90, cy - 140], [cx + 90, cy - 140], [cx + 170, cy - 60], [cx + 120, cy - 20],
+                     [cx + 90, cy - 60], [cx + 90, cy + 160], [cx - 90, cy + 160], [cx - 90, cy - 60],
+                     [cx - 120, cy - 20], [cx - 170, cy - 60]], np.int32)
+    cv2.fillPoly(img, [body], (70, 60, 130))
+    return img
+
+
+def inference(models, runs, batch=64):
+    """Single-image latency and batch throughput of each model: {name: {...}}."""
+    x1 = np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32)
+    xb = np.random.default_rng(1).random((batch, 1, 28, 28), dtype=np.float32)
+    out = {}
+    for name, run in models.items():
+        single = percentiles(time_calls(lambda: run(x1), runs))
+        batch_times = time_calls(lambda: run(xb), max(runs // 10, 10), warmup=3)
+        out[name] = {**single, "batch_images_per_s": batch / statistics.median(batch_times)}
+    return out
+
+
+def torch_runner(checkpoint, threads=None):
+    """The checkpoint in PyTorch eager mode, or None when torch or the training code is not at hand."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    sys.path.insert(0, str(Path("train").resolve()))
+    from model import FashionCNN  # train/model.py of a checkout
+    net = FashionCNN()
+    net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+    net.eval()
+    if threads:
+        torch.set_num_threads(threads)
+
+    def run(x):
+        with torch.no_grad():
+            return torch.softmax(net(torch.from_numpy(x)), 1).numpy()
+    return run
+
+
+def preprocessing(runs):
+    """Photo-to-input time for a 640x480 image, on one core."""
+    image = scene()
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        return percentiles(time_calls(lambda: preprocess.prepare(image), runs, warmup=5))
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def cold_start(photo, checkpoint=None, repeats=5):
+    """Wall time of a whole `fashion-edge classify PHOTO` process, beside a plain PyTorch script doing the same."""
+    def wall(cmd):
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            times.append(time.perf_counter() - t)
+            assert proc.returncode == 0, f"{' '.join(cmd)} failed: {proc.stderr.strip()[-300:]}"
+        return statistics.median(times)
+    out = {"fashion_edge_s": wall([sys.executable, "-m", "fashion_edge", "classify", str(photo)])}
+    script = Path("train") / "classify_torch.py"
+    if checkpoint and script.exists():
+        out["pytorch_script_s"] = wall([sys.executable, str(script), str(checkpoint), str(photo)])
+        out["ratio"] = out["fashion_edge_s"] / out["pytorch_script_s"]
+    return out
+
+
+def pipeline(clf, frames=200):
+    """The webcam loop on a generated 640x480 video file: per-stage milliseconds and frames per second."""
+    from fashion_edge import webcam
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.avi"
+        video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+        base = scene()
+        for i in range(frames):
+            video.write(np.roll(base, 4 * (i % 20), axis=1))
+        video.release()
+        with open(Path(tmp) / "log", "w") as log:
+            summary = webcam.run(clf, str(path), display=False, log=log)
+    return {"fps": summary["fps"], "stage_ms": {k: v for k, v in summary["stage_ms"].items() if k != "start"}}
+
+
+def run_all(model_path=None, compare=None, checkpoint=None, threads=None, runs=500, photo=None, log=sys.stderr):
+    from fashion_edge.classifier import Classifier
+    clf = Classifier(model_path, threads=threads)
+    models = {f"{clf.model.metadata.get('precision', 'model')} (shipped)": clf.model.run}
+    if compare:
+        other = Model(compare, threads)
+        models[f"{other.metadata.get('precision', 'compare')} ({Path(compare).name})"] = other.run
+    if checkpoint:
+        runner = torch_runner(checkpoint, threads)
+        if runner is None:
+            print("PyTorch is not installed: the eager baseline is skipped", file=log)
+        else:
+            models["pytorch eager"] = runner
+    print("timing inference ...", file=log)
+    results = {"inference": inference(models, runs)}
+    print("timing preprocessing ...", file=log)
+    results["preprocess_640x480_ms"] = preprocessing(max(runs // 5, 20))
+    print("timing the webcam pipeline ...", file=log)
+    results["webcam_pipeline"] = pipeline(clf)
+    print("timing cold starts ...", file=log)
+    with tempfile.TemporaryDirectory() as tmp:
+        if photo is None:
+            photo = Path(tmp) / "scene.jpg"
+            cv2.imwrite(str(photo), scene())
+        results["cold_start"] = cold_start(photo, checkpoint)
+    return results

@@ -1,0 +1,102 @@
+"""The Python API: photo in, garment label out.
+
+    from fashion_edge import Classifier
+    clf = Classifier()
+    p = clf.predict("shirt.jpg")
+    print(p.label, p.confidence, p.box)
+"""
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fashion_edge import images, preprocess
+from fashion_edge.model import Model
+
+UNKNOWN = "unknown"
+
+
+@dataclass
+class Prediction:
+    label: str                 # a class name, or "unknown"
+    class_id: int | None       # None when unknown
+    confidence: float          # probability of the top class
+    top_k: list = field(default_factory=list)  # [{"label", "class_id", "confidence"}], best first
+    box: list | None = None    # [x, y, w, h] of the garment in the original image
+    path: str | None = None
+
+    def to_dict(self):
+        d = asdict(self)
+        return {"path": d.pop("path"), **d} if self.path is not None else {k: v for k, v in d.items() if k != "path"}
+
+
+class Classifier:
+    """Classifies photos (paths or BGR/grayscale numpy arrays) with an ONNX model.
+
+    model: path to a .onnx file from export/to_onnx.py (default: the packaged model).
+    threads: onnxruntime intra-op threads (default: onnxruntime's choice).
+    min_confidence: below it the answer is "unknown" (default: the value recorded in the model).
+    top_k: how many classes each result lists.
+    """
+
+    def __init__(self, model=None, threads=None, min_confidence=None, top_k=3):
+        self.model = model if isinstance(model, Model) else Model(model, threads)
+        self.labels = self.model.labels
+        self.min_confidence = self.model.min_confidence if min_confidence is None else min_confidence
+        self.top_k = top_k
+
+    def prepare(self, image_or_path):
+        """The model input for one photo, with the garment's box and debug images (preprocess.Prepared)."""
+        if isinstance(image_or_path, (str, Path)):
+            image = images.load(image_or_path)
+        else:
+            image = images.normalize(image_or_path)
+        return preprocess.prepare(image)
+
+    def predict(self, image_or_path):
+        return self.predict_batch([image_or_path])[0]
+
+    def predict_batch(self, items, batch_size=64):
+        """One Prediction per item, in order. Raises images.ImageError for an unusable input."""
+        out = []
+        for i in range(0, len(items), batch_size):
+            prepared = [self.prepare(item) for item in items[i:i + batch_size]]
+            out += self.classify(prepared)
+        for item, p in zip(items, out):
+            if isinstance(item, (str, Path)):
+                p.path = str(item)
+        return out
+
+    def predict_paths(self, paths, batch_size=64, debug_dir=None):
+        """Yields (path, Prediction or ImageError) for each path, in order: a bad file never stops the rest."""
+        for i in range(0, len(paths), batch_size):
+            chunk, ready = paths[i:i + batch_size], []
+            results = {}
+            for path in chunk:
+                try:
+                    ready.append((path, self.prepare(path)))
+                except images.ImageError as e:
+                    results[path] = e
+            if ready:
+                for (path, prepared), prediction in zip(ready, self.classify([p for _, p in ready])):
+                    prediction.path = str(path)
+                    results[path] = prediction
+                    if debug_dir is not None:
+                        preprocess.save_debug(prepared, debug_dir, Path(path))
+            for path in chunk:
+                yield path, results[path]
+
+    def classify(self, prepared):
+        """Predictions for already prepared inputs (a list of preprocess.Prepared)."""
+        pixels = np.stack([p.pixels for p in prepared])[:, None]
+        probs, _ = self.model.run(pixels)
+        return [self.decide(row, p) for row, p in zip(probs, prepared)]
+
+    def decide(self, probs, prepared):
+        order = np.argsort(probs)[::-1][:self.top_k]
+        top = [{"label": self.labels[i], "class_id": int(i), "confidence": round(float(probs[i]), 4)} for i in order]
+        best = int(order[0])
+        confident = prepared.found and probs[best] >= self.min_confidence
+        return Prediction(label=self.labels[best] if confident else UNKNOWN, class_id=best if confident else None,
+                          confidence=round(float(probs[best]), 4), top_k=top,
+                          box=[int(v) for v in prepared.box] if prepared.found else None)

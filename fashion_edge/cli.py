@@ -1,0 +1,258 @@
+"""The `fashion-edge` command. Each verb parses, calls the library and prints.
+
+Results go to stdout (a table, or one JSON object per line with --json); progress and
+diagnostics go to stderr. Exit status: 0 all inputs done, 1 some input failed, 2 usage error.
+"""
+import json
+import sys
+
+import click
+
+from fashion_edge import __version__
+
+MODEL_HELP = "ONNX model from export/to_onnx.py  [default: the packaged model]"
+
+
+def emit(obj):
+    click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+def fail(message):
+    """One line on stderr and exit 1: the input or the environment is at fault, not the usage."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def load_classifier(model, threads=None, min_confidence=None, top_k=3):
+    from fashion_edge.classifier import Classifier
+    from fashion_edge.model import ModelError
+    try:
+        return Classifier(model, threads=threads, min_confidence=min_confidence, top_k=top_k)
+    except ModelError as e:
+        fail(str(e))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="fashion-edge")
+def main():
+    """Recognize clothing in photos and camera frames, on a small CPU device.
+
+    \b
+      fashion-edge classify shirt.jpg          label one photo
+      fashion-edge classify photos/ --json     every image in a folder, as JSON lines
+      fashion-edge webcam --serve 8080         live view in a browser
+      fashion-edge eval --photos DIR           accuracy on your own labelled photos
+    """
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--top-k", type=click.IntRange(1, 10), default=3, show_default=True, help="classes listed per input")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help=MODEL_HELP)
+@click.option("--threads", type=click.IntRange(1, 64), help="inference threads  [default: onnxruntime's choice]")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True, help="images per inference call")
+@click.option("--min-confidence", type=click.FloatRange(0, 1),
+              help="below this top-class probability the answer is 'unknown'  [default: the model's own, "
+                   "chosen on real photos; see 'fashion-edge info']")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per input on stdout")
+@click.option("--debug-dir", type=click.Path(file_okay=False), help="write each input's mask, crop and 28x28 model input here")
+def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json, debug_dir):
+    """Label the garment in each image.
+
+    INPUTS are image files, directories (searched recursively for images) or glob patterns.
+    An input that cannot be read is reported on its own line and the rest go on; the exit
+    status is then 1.
+    """
+    from fashion_edge.images import ImageError, expand
+    paths = expand(inputs)
+    if not paths:
+        fail("no image files found in " + " ".join(inputs))
+    clf = load_classifier(model, threads, min_confidence, top_k)
+    width = max(len(str(p)) for p in paths)
+    failed = 0
+    with click.progressbar(length=len(paths), label="classifying", file=sys.stderr,
+                           hidden=len(paths) < 20 or not sys.stderr.isatty()) as bar:
+        for path, result in clf.predict_paths(paths, batch_size, debug_dir):
+            bar.update(1)
+            if isinstance(result, ImageError):
+                failed += 1
+                if as_json:
+                    emit({"path": str(path), "error": str(result)})
+                else:
+                    click.echo(f"error: {result}", err=True)
+            elif as_json:
+                emit(result.to_dict())
+            else:
+                others = ", ".join(f"{t['label']} {t['confidence']:.2f}" for t in result.top_k[1:])
+                click.echo(f"{str(path):{width}}  {result.label:12}  {result.confidence:.2f}" + (f"   ({others})" if others else ""))
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help=MODEL_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def info(model, as_json):
+    """Show the model's labels, input convention and accuracy, and the runtime's versions."""
+    details = {"version": __version__, **load_classifier(model).model.info()}
+    if as_json:
+        emit(details)
+        return
+    for key, value in details.items():
+        if key == "metadata":
+            for k, v in value.items():
+                click.echo(f"{k:16} {v}")
+        else:
+            click.echo(f"{key:16} {', '.join(value) if key in ('labels', 'providers') else value}")
+
+
+@main.command()
+@click.option("--dir", "folder", type=click.Path(file_okay=False),
+              help="where to put the files  [default: ~/.cache/fashion-edge/fashion-mnist]")
+@click.option("--base-url", default="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", show_default=True,
+              help="where the four .gz files are served")
+def download(folder, base_url):
+    """Fetch the Fashion-MNIST files, verify their content and store them.
+
+    Needed only for 'eval' and training; on Debian, Ubuntu and Raspberry Pi OS,
+    'apt install dataset-fashion-mnist' provides the same files.
+    """
+    from fashion_edge.download import DownloadError, download as fetch_all
+    try:
+        where = fetch_all(folder, base_url)
+    except DownloadError as e:
+        fail(str(e))
+    click.echo(f"Fashion-MNIST verified in {where}", err=True)
+
+
+@main.command("eval")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help=MODEL_HELP)
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), help="Fashion-MNIST files  [default: searched]")
+@click.option("--photos", type=click.Path(exists=True, file_okay=False),
+              help="a folder-per-class photo set instead of the Fashion-MNIST test set")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False),
+              help="markdown table: folder(s) | ... | acceptable ids such as '2 Pullover, 6 Shirt', or 'none'  "
+                   "[default: PHOTOS/README.md]")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), help="as for classify  [default: the model's own]")
+@click.option("--plot", type=click.Path(dir_okay=False), help="write the confusion matrix here as a PNG")
+@click.option("--json", "as_json", is_flag=True, help="print the results as one JSON object")
+def evaluate(model, data_dir, photos, mapping, min_confidence, plot, as_json):
+    """Measure accuracy: on the Fashion-MNIST test set, or on labelled photos with --photos."""
+    from fashion_edge import evaluate as ev
+    from fashion_edge.dataset import DataError
+    from fashion_edge.photos import PhotoSetError
+    clf = load_classifier(model, min_confidence=min_confidence)
+    try:
+        if photos:
+            result, rows = ev.on_photos(clf, photos, mapping)
+            truth = preds = None
+        else:
+            result, truth, preds = ev.on_test_set(clf, data_dir)
+    except (DataError, PhotoSetError) as e:
+        fail(str(e))
+    if plot:
+        if photos:
+            fail("--plot draws the 10-class confusion matrix of the Fashion-MNIST test set; drop --photos")
+        from fashion_edge.report import save_confusion_png
+        save_confusion_png(truth, preds, plot, clf.labels, title="Fashion-MNIST test")
+    if as_json:
+        emit(result)
+        return
+    if photos:
+        click.echo(f"{result['n']} photos in {photos} ({result['errors']} unreadable)")
+        for name, r in result["per_folder"].items():
+            value = "-" if r["value"] is None else f"{r['value']:.3f}"
+            click.echo(f"  {name:14} {r['n']:5}  {r['measure']:8} {value}")
+        for key in ("fine_accuracy", "coarse_accuracy", "unknown_rate_out_of_distribution", "unknown_rate_in_distribution"):
+            if result[key] is not None:
+                click.echo(f"{key.replace('_', ' '):34} {result[key]:.4f}")
+    else:
+        click.echo(f"Fashion-MNIST test set, {result['n']} images")
+        for name, acc in result["per_class"].items():
+            click.echo(f"  {name:12} {acc:.4f}")
+        click.echo(f"accuracy {result['accuracy']:.4f}")
+    if plot:
+        click.echo(f"confusion matrix written to {plot}", err=True)
+
+
+@main.command()
+@click.option("--source", default="0", show_default=True,
+              help="camera index, video file, stream URL (rtsp://, http://) or 'picamera' (Raspberry Pi camera module)")
+@click.option("--width", type=click.IntRange(16, 8192), help="capture width to ask the camera for")
+@click.option("--height", type=click.IntRange(16, 8192), help="capture height to ask the camera for")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help=MODEL_HELP)
+@click.option("--threads", type=click.IntRange(1, 64), help="inference threads  [default: onnxruntime's choice]")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), help="as for classify  [default: the model's own]")
+@click.option("--smooth", type=click.IntRange(1, 100), default=5, show_default=True,
+              help="average the probabilities over this many recent frames")
+@click.option("--no-display", is_flag=True, help="no window, even where a display exists")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per processed frame on stdout")
+@click.option("--serve", metavar="[HOST:]PORT",
+              help="serve the live view at http://HOST:PORT/ (host: 127.0.0.1 unless you name another)")
+@click.option("--save", type=click.Path(dir_okay=False), help="write the overlaid video here (.mp4 or .avi)")
+@click.option("--loop", is_flag=True, help="replay a video file from the start when it ends")
+@click.option("--max-frames", type=click.IntRange(1), help="stop after this many frames")
+@click.option("--verbose", is_flag=True, help="print the time per stage (capture, preprocess, inference, overlay)")
+def webcam(source, width, height, model, threads, min_confidence, smooth, no_display, as_json, serve, save, loop,
+           max_frames, verbose):
+    """Classify live frames from a camera, a video file or a stream.
+
+    With a display a window shows the video (q or Esc quits); without one it runs headless.
+    --serve shows it in a browser, also from another machine when HOST is 0.0.0.0.
+    Ctrl-C or SIGTERM stops cleanly and prints a summary.
+    """
+    from fashion_edge import webcam as live
+    from fashion_edge.camera import CameraError
+    from fashion_edge.server import ServerError, parse_address
+    try:
+        address = parse_address(serve) if serve else None
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--serve") from None
+    clf = load_classifier(model, threads, min_confidence)
+    try:
+        live.run(clf, source, width, height, display=not no_display, as_json=as_json, serve=address, save=save,
+                 loop=loop, max_frames=max_frames, smooth=smooth, verbose=verbose)
+    except (CameraError, ServerError) as e:
+        fail(str(e))
+
+
+@main.command()
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help=MODEL_HELP)
+@click.option("--compare", type=click.Path(exists=True, dir_okay=False),
+              help="a second ONNX model to time beside it, such as the fp32 export")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
+              help="a train/train.py checkpoint: adds PyTorch eager and the cold-start baseline "
+                   "(needs torch; run from a checkout)")
+@click.option("--photo", type=click.Path(exists=True, dir_okay=False),
+              help="photo for the cold-start runs  [default: a generated 640x480 scene]")
+@click.option("--threads", type=click.IntRange(1, 64), help="inference threads  [default: onnxruntime's choice]")
+@click.option("--runs", type=click.IntRange(50), default=500, show_default=True, help="timed single-image runs per model")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as one JSON object")
+def bench(model, compare, checkpoint, photo, threads, runs, as_json):
+    """Time inference, preprocessing, the webcam pipeline and cold starts.
+
+    Every figure is printed beside a baseline measured in the same run, so the ratios hold
+    on whatever machine runs it.
+    """
+    from fashion_edge.bench import run_all
+    results = run_all(model, compare, checkpoint, threads, runs, photo)
+    if as_json:
+        emit(results)
+        return
+    inference = results["inference"]
+    base_name = list(inference)[-1]
+    base = inference[base_name]
+    click.echo(f"single-image latency (ms) and batch-64 throughput; ratios against {base_name}")
+    for name, r in inference.items():
+        click.echo(f"  {name:28} p50 {r['p50']:7.3f}  p90 {r['p90']:7.3f}  p99 {r['p99']:7.3f}   "
+                   f"{r['batch_images_per_s']:9.0f} img/s   p50 x{base['p50'] / r['p50']:.2f}  "
+                   f"throughput x{r['batch_images_per_s'] / base['batch_images_per_s']:.2f}")
+    pre = results["preprocess_640x480_ms"]
+    click.echo(f"preprocessing a 640x480 photo, one core: p50 {pre['p50']:.2f} ms  p90 {pre['p90']:.2f} ms  p99 {pre['p99']:.2f} ms")
+    pipe = results["webcam_pipeline"]
+    click.echo(f"webcam pipeline on a 640x480 video: {pipe['fps']:.0f} frames/s; per frame "
+               + ", ".join(f"{k} {v:.2f} ms" for k, v in pipe["stage_ms"].items()))
+    cold = results["cold_start"]
+    line = f"cold start of 'fashion-edge classify PHOTO': {cold['fashion_edge_s']:.3f} s"
+    if "ratio" in cold:
+        line += f"; plain PyTorch script {cold['pytorch_script_s']:.3f} s; ratio {cold['ratio']:.2f}"
+    click.echo(line)

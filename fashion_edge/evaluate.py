@@ -1,0 +1,48 @@
+"""Accuracy of a Classifier on the Fashion-MNIST test set or on a folder-per-class photo set."""
+import numpy as np
+
+from fashion_edge import dataset, photos
+from fashion_edge.images import ImageError
+from fashion_edge.report import confusion_matrix
+
+
+def on_test_set(clf, data_dir=None, batch_size=1000):
+    """Top-1 accuracy of the model on the 10,000 test images (already in the input convention)."""
+    test_images, labels = dataset.load("test", data_dir)
+    pixels = (test_images.astype(np.float32) / 255)[:, None]
+    preds = np.concatenate([clf.model.run(pixels[i:i + batch_size])[0].argmax(1) for i in range(0, len(pixels), batch_size)])
+    per_class = {clf.labels[c]: float((preds[labels == c] == c).mean()) for c in range(len(clf.labels))}
+    return {"set": "fashion-mnist-test", "n": len(labels), "accuracy": float((preds == labels).mean()),
+            "per_class": per_class, "confusion": confusion_matrix(labels, preds).tolist()}, labels, preds
+
+
+def on_photos(clf, folder, mapping_file=None, batch_size=64, progress=None):
+    """Fine and coarse accuracy on in-distribution photos, and the 'unknown' rate on the others."""
+    mapping = photos.read_mapping(folder, mapping_file)
+    items = photos.list_photos(folder, mapping)
+    ids_of = {str(path): ids for path, ids in items}
+    rows = []
+    for path, result in clf.predict_paths([p for p, _ in items], batch_size):
+        ids = ids_of[str(path)]
+        if isinstance(result, ImageError):
+            rows.append({"path": str(path), "folder": path.parent.name, "error": str(result)})
+            continue
+        cid = result.class_id
+        rows.append({"path": str(path), "folder": path.parent.name, "label": result.label, "confidence": result.confidence,
+                     "fine": cid in ids, "coarse": cid is not None and photos.coarse_group(cid) in {photos.coarse_group(i) for i in ids},
+                     "unknown": cid is None, "in_distribution": bool(ids)})
+        if progress:
+            progress(1)
+    inside = [r for r in rows if "error" not in r and r["in_distribution"]]
+    outside = [r for r in rows if "error" not in r and not r["in_distribution"]]
+    per_folder = {}
+    for name, ids in sorted(mapping.items()):
+        rs = [r for r in rows if r["folder"] == name and "error" not in r]
+        key = "fine" if ids else "unknown"
+        per_folder[name] = {"n": len(rs), "measure": key, "value": float(np.mean([r[key] for r in rs])) if rs else None}
+    return {"set": str(folder), "n": len(rows), "errors": sum("error" in r for r in rows),
+            "fine_accuracy": float(np.mean([r["fine"] for r in inside])) if inside else None,
+            "coarse_accuracy": float(np.mean([r["coarse"] for r in inside])) if inside else None,
+            "unknown_rate_out_of_distribution": float(np.mean([r["unknown"] for r in outside])) if outside else None,
+            "unknown_rate_in_distribution": float(np.mean([r["unknown"] for r in inside])) if inside else None,
+            "per_folder": per_folder}, rows

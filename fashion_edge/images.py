@@ -1,0 +1,119 @@
+"""Reading image files safely: every way a file can be unusable becomes one ImageError line.
+
+Dimensions are read from the header before decoding, because a small PNG can declare
+30000x30000 pixels and inflate to gigabytes.
+"""
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+MAX_PIXELS = 50_000_000  # 50 megapixels: above any phone's photo, far below a decompression bomb
+MIN_SIDE = 16
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm"}
+
+
+class ImageError(Exception):
+    """An input that cannot be classified; the message says why and what to do."""
+
+
+def header_size(data):
+    """(width, height) from a PNG, JPEG, GIF or BMP header, or None for other formats."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    if data[:2] == b"BM" and len(data) >= 26:
+        w, h = struct.unpack("<ii", data[18:26])
+        return abs(w), abs(h)
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                return None
+            marker = data[i + 1]
+            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+                h, w = struct.unpack(">HH", data[i + 5:i + 9])
+                return w, h
+            i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    return None
+
+
+def decode(data, name="image"):
+    """Encoded image bytes -> uint8 BGR or grayscale array, or ImageError."""
+    if not data:
+        raise ImageError(f"{name}: empty file")
+    size = header_size(data)
+    if size and size[0] * size[1] > MAX_PIXELS:
+        raise ImageError(f"{name}: {size[0]}x{size[1]} pixels is over the {MAX_PIXELS // 1_000_000} megapixel limit; "
+                         "resize the image first")
+    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise ImageError(f"{name}: truncated JPEG (the file ends before the image does); copy it again")
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-32:]:
+        raise ImageError(f"{name}: truncated PNG (the file ends before the image does); copy it again")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageError(f"{name}: not an image (or a format OpenCV cannot read); use JPEG or PNG")
+    return normalize(image, name)
+
+
+def normalize(image, name="image"):
+    """Any decoded array -> uint8 BGR or grayscale, checked for size and content."""
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise ImageError(f"{name}: expected an image array [H, W] or [H, W, 3], got {getattr(image, 'shape', type(image))}")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        if image.dtype.kind != "f":
+            raise ImageError(f"{name}: unsupported pixel type {image.dtype}; use 8- or 16-bit images")
+        image = np.clip(image * (255 if image.max() <= 1 else 1), 0, 255).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] == 4:
+        # Transparent parts become white, as the studio background of a product shot.
+        alpha = image[:, :, 3:].astype(np.float32) / 255
+        image = (image[:, :, :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ImageError(f"{name}: {w}x{h} pixels is too small to classify (need at least {MIN_SIDE}x{MIN_SIDE})")
+    if int(image.max()) - int(image.min()) < 8:
+        raise ImageError(f"{name}: the image is blank (one flat colour); nothing to classify")
+    return image
+
+
+def load(path):
+    """An image file -> uint8 BGR or grayscale array, or ImageError."""
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image file, and holds no images; "
+                         "pass image files or a folder of them")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file; check the path") from None
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
+    return decode(data, str(path))
+
+
+def expand(inputs):
+    """Files, directories (recursed, image files only) and glob patterns -> a list of paths.
+
+    Anything that does not exist, and a folder without images, is kept as it is, so that it is
+    reported as an error in its place.
+    """
+    paths = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            paths += found or [p]  # an empty folder is reported, not silently skipped
+        elif not p.exists() and any(c in item for c in "*?["):
+            anchor = Path(p.anchor) if p.is_absolute() else Path(".")
+            pattern = str(p.relative_to(p.anchor)) if p.is_absolute() else item
+            matches = sorted(m for m in anchor.glob(pattern) if m.is_file())
+            paths += matches or [p]
+        else:
+            paths.append(p)
+    return paths

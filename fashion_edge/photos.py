@@ -1,0 +1,77 @@
+"""Folder-per-class photo sets (such as clothing-dataset-small) and their mapping to class ids.
+
+A mapping file is a markdown table whose first column names one or more folders and whose
+last column lists the acceptable class ids ("2 Pullover, 6 Shirt"), or none when no class
+fits (those photos should come back "unknown"). The set's README.md usually holds it.
+"""
+import re
+from pathlib import Path
+
+import numpy as np
+
+from fashion_edge import images
+
+COARSE = {"tops": {0, 2, 4, 6}, "trousers": {1}, "dress": {3}, "footwear": {5, 7, 9}, "bag": {8}}
+
+
+class PhotoSetError(Exception):
+    pass
+
+
+def read_mapping(folder, mapping_file=None):
+    """{folder name: sorted list of acceptable class ids (empty: out of distribution)}."""
+    folder = Path(folder)
+    mapping_file = Path(mapping_file or folder / "README.md")
+    try:
+        text = mapping_file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise PhotoSetError(f"{mapping_file}: cannot read the class mapping ({e.strerror}); pass --mapping FILE") from None
+    mapping = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or not line.lstrip().startswith("|"):
+            continue
+        ids = sorted({int(i) for i in re.findall(r"\b(\d)\s+[A-Za-z]", cells[-1])})
+        for name in (n.strip() for n in cells[0].split(",")):
+            if (folder / name).is_dir() and (ids or cells[-1].lower().startswith("none")):
+                mapping[name] = ids
+    if not mapping:
+        raise PhotoSetError(f"{mapping_file}: no table row names a sub-folder of {folder} with class ids; "
+                            "see 'fashion-edge eval --help' for the format")
+    return mapping
+
+
+def list_photos(folder, mapping):
+    """[(path, acceptable ids)] for every image file in the mapped folders, sorted."""
+    folder = Path(folder)
+    return [(path, ids) for name, ids in sorted(mapping.items())
+            for path in images.expand([str(folder / name)])]
+
+
+def coarse_group(class_id):
+    return next((g for g, ids in COARSE.items() if class_id in ids), None)
+
+
+def load_photo_set(folder, mapping_file=None, progress=False):
+    """Every usable photo as a model input: (uint8 [N, 28, 28], 0/1 masks of acceptable ids [N, 10], paths).
+
+    Photos in which no garment is found are left out: there is nothing to learn from them.
+    """
+    from fashion_edge import preprocess
+    items = list_photos(folder, read_mapping(folder, mapping_file))
+    if progress:
+        from tqdm import tqdm
+        items = tqdm(items, desc="preparing photos", leave=False)
+    inputs, masks, paths = [], [], []
+    for path, ids in items:
+        try:
+            prepared = preprocess.prepare(images.load(path))
+        except images.ImageError:
+            continue
+        if prepared.found:
+            inputs.append((prepared.pixels * 255).round().astype(np.uint8))
+            mask = np.zeros(10, np.uint8)
+            mask[ids] = 1
+            masks.append(mask)
+            paths.append(path)
+    return np.stack(inputs), np.stack(masks), paths

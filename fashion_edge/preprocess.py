@@ -1,0 +1,162 @@
+"""From any photo to the model's input: one garment, bright on black, 28x28.
+
+Fashion-MNIST images are product shots that were trimmed to the garment, scaled so the
+longer side fills the 28 pixels, inverted (white studio background -> black) and contrast
+stretched. A phone photo shows a garment on a bed, floor or hanger, so we first find the
+garment by how it differs from the background seen along the photo's border, then make the
+crop look like the dataset.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SEGMENT_SIDE = 64        # segmentation works on a copy this big: fast, and fine enough for a 28x28 result
+BORDER = 0.06            # share of each side taken as background samples
+BACKGROUND_COLOURS = 6   # clusters of border colours: floors and rugs are rarely one colour
+RARE_BORDER_COLOUR = 0.08  # border colours rarer than this are taken for the garment, not background
+GRABCUT_ITERATIONS = 2
+MIN_GARMENT_AREA = 0.02  # a mask smaller than this share of the photo means "no garment found"
+
+
+@dataclass
+class Prepared:
+    pixels: np.ndarray   # float32 [28, 28] in [0, 1], garment bright on black
+    box: tuple           # (x, y, w, h) of the garment in the original image
+    found: bool          # False when no garment could be told from the background
+    mask: np.ndarray     # uint8 mask at segmentation size (255 = garment), for --debug-dir
+    crop: np.ndarray     # the cropped garment before scaling to 28x28, for --debug-dir
+
+
+def looks_like_fashion_mnist(image):
+    """Grayscale, small and dark along the border, as the dataset's own images are."""
+    if image.ndim == 3 or max(image.shape) > 64:
+        return False
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    return float(border.mean()) < 40
+
+
+def prepare(image):
+    """Any BGR or grayscale uint8 image -> Prepared model input."""
+    assert image.dtype == np.uint8 and image.ndim in (2, 3), f"expected a uint8 image, got {image.dtype} {image.shape}"
+    h, w = image.shape[:2]
+    if looks_like_fashion_mnist(image):
+        pixels = cv2.resize(image, (28, 28), interpolation=cv2.INTER_AREA) if (h, w) != (28, 28) else image
+        return Prepared(pixels.astype(np.float32) / 255, (0, 0, w, h), True, np.full((h, w), 255, np.uint8), image)
+    bgr = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    scale = SEGMENT_SIDE / max(h, w)
+    small = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    mask = segment(small)
+    ys, xs = np.nonzero(mask)
+    if len(ys) < MIN_GARMENT_AREA * mask.size:
+        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        return Prepared(np.zeros((28, 28), np.float32), (0, 0, w, h), False, mask, gray)
+    x0, x1 = xs.min() / scale, (xs.max() + 1) / scale
+    y0, y1 = ys.min() / scale, (ys.max() + 1) / scale
+    box = (int(x0), int(y0), int(np.ceil(x1 - x0)), int(np.ceil(y1 - y0)))
+    return render(bgr, mask, box)
+
+
+def segment(small):
+    """uint8 mask (255 = garment) of a small BGR photo."""
+    h, w = small.shape[:2]
+    lab = cv2.cvtColor(cv2.GaussianBlur(small, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
+    b = max(1, round(BORDER * min(h, w)))
+    border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3),
+                             lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)])
+    k = min(BACKGROUND_COLOURS, len(border))
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1.0)
+    cv2.setRNGSeed(0)  # k-means starts from random centres: the same photo must give the same answer
+    _, assigned, centres = cv2.kmeans(border, k, None, criteria, 1, cv2.KMEANS_PP_CENTERS)
+    # A garment that runs off the photo puts its own colour on the border: a colour seen on
+    # only a small stretch of the border is not taken for background.
+    share = np.bincount(assigned.ravel(), minlength=k) / len(assigned)
+    centres = centres[share >= RARE_BORDER_COLOUR]
+    dist = np.min(np.linalg.norm(lab.reshape(-1, 1, 3) - centres[None], axis=2), axis=1).reshape(h, w)
+    dist = cv2.GaussianBlur(dist, (5, 5), 0)
+    otsu, _ = cv2.threshold(np.clip(dist * 2, 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    rough = dist * 2 > max(otsu, 24)
+    framed = np.full((h, w), cv2.GC_PR_FGD, np.uint8)
+    framed[:b], framed[-b:], framed[:, :b], framed[:, -b:] = cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD
+    seeds = [framed]
+    if 0.05 < rough.mean() < 0.9:
+        from_colour = np.where(rough, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+        from_colour[dist * 2 < max(otsu, 24) / 3] = cv2.GC_BGD
+        seeds.insert(0, from_colour)
+    # GrabCut refines the rough colour-distance mask into a clean outline: it learns the
+    # garment's and the background's own colours and prefers smooth boundaries. When the
+    # border's colours explain almost nothing or everything, or that finds nothing, it
+    # starts instead from the photographer's framing: a garment in the middle.
+    for gc in seeds:
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.grabCut(small, gc, None, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+        mask = clean(np.where((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD), 255, 0).astype(np.uint8))
+        if mask.mean() > 255 * MIN_GARMENT_AREA:
+            return mask
+    # GrabCut can talk itself out of a garment whose colours the whole photo shares; the
+    # colour distance alone is then the best guess.
+    return clean(rough.astype(np.uint8) * 255)
+
+
+def clean(mask):
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    return fill_holes(largest_central_component(mask))
+
+
+def largest_central_component(mask):
+    """Keep the connected region that is large and near the centre: the garment, not a corner of furniture."""
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return mask
+    h, w = mask.shape
+    centre = np.array([w / 2, h / 2])
+    off_centre = np.linalg.norm((centroids[1:] - centre) / [w, h], axis=1)
+    score = stats[1:, cv2.CC_STAT_AREA] * (1.5 - off_centre)
+    best = 1 + int(np.argmax(score))
+    return np.where(labels == best, 255, 0).astype(np.uint8)
+
+
+def fill_holes(mask):
+    h, w = mask.shape
+    flood = np.pad(mask, 1)
+    cv2.floodFill(flood, None, (0, 0), 255)
+    return mask | cv2.bitwise_not(flood[1:-1, 1:-1])
+
+
+def render(bgr, small_mask, box):
+    """Crop the garment, invert it onto black, stretch its contrast and fit it into 28x28."""
+    x, y, w, h = box
+    crop = cv2.cvtColor(bgr[y:y + h, x:x + w], cv2.COLOR_BGR2GRAY)
+    side = max(w, h)
+    # Scale so the longer side becomes 28, as the dataset's images are; work at 4x first for clean edges.
+    work = 112
+    cw, ch = max(1, round(w * work / side)), max(1, round(h * work / side))
+    gray = cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_AREA)
+    sh, sw = small_mask.shape
+    scale = sh / bgr.shape[0]
+    sx0, sy0 = int(x * scale), int(y * scale)
+    sx1, sy1 = max(sx0 + 1, round((x + w) * scale)), max(sy0 + 1, round((y + h) * scale))
+    mask = cv2.resize(small_mask[sy0:sy1, sx0:sx1], (cw, ch), interpolation=cv2.INTER_LINEAR) > 127
+    inv = 255.0 - gray.astype(np.float32)
+    values = inv[mask]
+    lo, hi = (np.percentile(values, [2, 99]) if values.size else (0.0, 255.0))
+    # White garments invert to near black; the floor keeps their outline visible.
+    garment = 60 + 175 * np.clip((inv - lo) / max(hi - lo, 1.0), 0, 1)
+    canvas = np.zeros((work, work), np.float32)
+    oy, ox = (work - ch) // 2, (work - cw) // 2
+    canvas[oy:oy + ch, ox:ox + cw] = np.where(mask, garment, 0)
+    pixels = cv2.resize(canvas, (28, 28), interpolation=cv2.INTER_AREA) / 255
+    return Prepared(pixels.astype(np.float32), box, True, small_mask, crop)
+
+
+def save_debug(prepared, folder, source):
+    """Write the mask, the crop and the 28x28 model input as PNGs, named after the source file."""
+    from fashion_edge.report import write_image_atomic
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    # The parent folder's name keeps photos of the same name from different folders apart.
+    stem = f"{source.parent.name}_{source.stem}" if source.parent.name else source.stem
+    write_image_atomic(folder / f"{stem}.mask.png", prepared.mask)
+    write_image_atomic(folder / f"{stem}.crop.png", prepared.crop)
+    write_image_atomic(folder / f"{stem}.input.png", (prepared.pixels * 255).round().astype(np.uint8))

@@ -1,0 +1,51 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+DEV_PHOTOS = SHARED / "clothing-photos-dev"
+TRAIN_PHOTOS = SHARED / "clothing-photos-train"
+
+
+def need(path, what):
+    """Skip where the data is absent, except in CI, where its absence is a failure."""
+    if not Path(path).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} missing at {path}")
+        pytest.skip(f"{what} not found at {path}")
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    from fashion_edge import dataset
+    try:
+        return dataset.find_data_dir()
+    except dataset.DataError as e:
+        if os.environ.get("CI"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def dev_photos():
+    return need(DEV_PHOTOS, "the shared development photos")
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    from fashion_edge import Classifier
+    return Classifier()
+
+
+def run_cli(*args, check=None, timeout=300, **kw):
+    """Run the installed command as a user would; returns the CompletedProcess."""
+    proc = subprocess.run([sys.executable, "-m", "fashion_edge", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, **kw)
+    if check is not None:
+        assert proc.returncode == check, f"exit {proc.returncode}, expected {check}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+    return proc

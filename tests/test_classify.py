@@ -1,0 +1,136 @@
+"""`fashion-edge classify` and the Python API, as a user meets them."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli
+
+SHIRT = ROOT / "samples" / "shirt.png"
+
+
+def test_the_sample_shirt_is_a_shirt():
+    proc = run_cli("classify", SHIRT, check=0)
+    path, label, confidence = proc.stdout.split()[:3]
+    assert (path, label) == (str(SHIRT), "Shirt") and float(confidence) >= 0.5
+
+
+def test_json_lines_follow_the_documented_shape(tmp_path):
+    proc = run_cli("classify", SHIRT, tmp_path / "missing.jpg", "--json", "--top-k", "4", check=1)
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(lines) == 2
+    ok, missing = lines
+    assert set(ok) == {"path", "label", "class_id", "confidence", "top_k", "box"}
+    assert ok["label"] == "Shirt" and ok["class_id"] == 6 and len(ok["top_k"]) == 4
+    assert ok["top_k"][0] == {"label": "Shirt", "class_id": 6, "confidence": ok["confidence"]}
+    assert [t["confidence"] for t in ok["top_k"]] == sorted((t["confidence"] for t in ok["top_k"]), reverse=True)
+    h, w = cv2.imread(str(SHIRT)).shape[:2]
+    x, y, bw, bh = ok["box"]
+    assert 0 <= x < x + bw <= w and 0 <= y < y + bh <= h
+    assert set(missing) == {"path", "error"} and "no such file" in missing["error"]
+
+
+def test_directories_are_searched_for_images_only(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name in ("a.png", "sub/b.jpg"):
+        cv2.imwrite(str(tmp_path / name), cv2.imread(str(SHIRT)))
+    (tmp_path / "notes.txt").write_text("not an image")
+    proc = run_cli("classify", tmp_path, "--json", check=0)
+    paths = [json.loads(line)["path"] for line in proc.stdout.splitlines()]
+    assert paths == [str(tmp_path / "a.png"), str(tmp_path / "sub" / "b.jpg")]
+    globbed = run_cli("classify", str(tmp_path / "*.png"), "--json", check=0)
+    assert [json.loads(line)["path"] for line in globbed.stdout.splitlines()] == [str(tmp_path / "a.png")]
+
+
+def test_a_high_threshold_makes_the_answer_unknown_but_keeps_top_k():
+    proc = run_cli("classify", SHIRT, "--json", "--min-confidence", "1", check=0)
+    result = json.loads(proc.stdout)
+    assert result["label"] == "unknown" and result["class_id"] is None and result["top_k"][0]["label"] == "Shirt"
+
+
+def test_usage_errors_exit_2():
+    assert run_cli("classify").returncode == 2
+    assert run_cli("classify", SHIRT, "--top-k", "0").returncode == 2
+    assert run_cli("classify", SHIRT, "--model", "/no/such/model.onnx").returncode == 2
+
+
+def test_a_broken_model_file_is_one_line(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x01garbage")
+    proc = run_cli("classify", SHIRT, "--model", bad, check=1)
+    assert proc.stderr.startswith(f"error: {bad}: cannot load the model") and "Traceback" not in proc.stderr
+
+
+def test_debug_dir_shows_what_the_model_saw(tmp_path):
+    run_cli("classify", SHIRT, "--debug-dir", tmp_path / "dbg", check=0)
+    files = sorted(p.name for p in (tmp_path / "dbg").iterdir())
+    assert files == ["samples_shirt.crop.png", "samples_shirt.input.png", "samples_shirt.mask.png"]
+    model_input = cv2.imread(str(tmp_path / "dbg" / "samples_shirt.input.png"), cv2.IMREAD_UNCHANGED)
+    assert model_input.shape == (28, 28)
+    # Fashion-MNIST's convention: a dark border, the garment bright in the middle.
+    border = np.concatenate([model_input[0], model_input[-1], model_input[:, 0], model_input[:, -1]])
+    assert border.mean() < 30 and model_input[10:18, 10:18].mean() > 80
+
+
+def test_info_reads_the_model_metadata():
+    proc = run_cli("info", "--json", check=0)
+    info = json.loads(proc.stdout)
+    assert info["labels"][6] == "Shirt" and len(info["labels"]) == 10
+    assert info["input"]["shape"] == ["N", 1, 28, 28] and info["test_accuracy"] >= 0.95
+    assert info["model_path"].endswith("fashion-cnn.onnx") and "CPUExecutionProvider" in info["providers"]
+
+
+def test_the_api_takes_paths_and_arrays(classifier):
+    from fashion_edge import Prediction
+    by_path = classifier.predict(SHIRT)
+    bgr = cv2.imread(str(SHIRT))
+    by_array = classifier.predict(bgr)
+    assert isinstance(by_path, Prediction) and by_path.label == by_array.label == "Shirt"
+    assert by_path.confidence == pytest.approx(by_array.confidence) and by_path.box == by_array.box
+    gray = classifier.predict(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+    assert gray.label in classifier.labels + ["unknown"] and gray.box is not None
+    batch = classifier.predict_batch([SHIRT, bgr])
+    assert [p.label for p in batch] == ["Shirt", "Shirt"]
+
+
+def test_a_fashion_mnist_image_passes_straight_through(classifier, data_dir):
+    from fashion_edge import dataset
+    images, labels = dataset.load("test", data_dir)
+    predictions = classifier.predict_batch([images[i] for i in range(200)])
+    accuracy = np.mean([p.class_id == labels[i] for i, p in enumerate(predictions)])
+    assert accuracy > 0.9
+    assert predictions[0].box == [0, 0, 28, 28]
+
+
+def test_the_runtime_never_imports_torch(tmp_path):
+    # With torch made unimportable, every runtime verb still works.
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from fashion_edge.cli import main\n"
+        f"main(['classify', {str(SHIRT)!r}, '--json'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["label"] == "Shirt"
+    for path in (ROOT / "fashion_edge").rglob("*.py"):
+        assert "import torch" not in path.read_text(), path
+
+
+def test_the_package_ships_its_model(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
+                    str(ROOT)], check=True, capture_output=True)
+    import zipfile
+    names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
+    assert "fashion_edge/models/fashion-cnn.onnx" in names and "fashion_edge/models/fashion-cnn.md" in names
+    model = ROOT / "fashion_edge" / "models" / "fashion-cnn.onnx"
+    assert model.stat().st_size <= 1024 * 1024
+
+
+def test_the_shipped_model_meets_its_targets_on_the_test_set(classifier, data_dir):
+    from fashion_edge import evaluate
+    result, _, _ = evaluate.on_test_set(classifier, data_dir)
+    assert result["accuracy"] >= 0.95
+    assert float(classifier.model.metadata["test_accuracy"]) == pytest.approx(result["accuracy"], abs=1e-4)

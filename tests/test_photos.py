@@ -1,0 +1,53 @@
+"""Real photos: the development set's accuracy, and `fashion-edge eval` on both kinds of data."""
+import json
+
+import cv2
+
+from conftest import run_cli
+from fashion_edge import photos
+
+# Floors a little under what the shipped model measured on the development set (see the
+# README), so that a regression shows.
+FINE_FLOOR, COARSE_FLOOR, UNKNOWN_FLOOR = 0.75, 0.88, 0.5
+
+
+def test_eval_on_the_development_photos(dev_photos):
+    proc = run_cli("eval", "--photos", dev_photos, "--json", check=0)
+    result = json.loads(proc.stdout)
+    assert result["n"] == 341 and result["errors"] == 0
+    assert result["fine_accuracy"] >= FINE_FLOOR, result
+    assert result["coarse_accuracy"] >= COARSE_FLOOR, result
+    assert result["unknown_rate_out_of_distribution"] >= UNKNOWN_FLOOR, result
+    assert set(result["per_folder"]) == {"t-shirt", "pants", "dress", "outwear", "shirt", "longsleeve", "shoes",
+                                         "hat", "shorts", "skirt"}
+
+
+def test_eval_on_the_test_set_with_plot(data_dir, tmp_path):
+    plot = tmp_path / "confusion.png"
+    proc = run_cli("eval", "--data-dir", data_dir, "--plot", plot, "--json", check=0)
+    result = json.loads(proc.stdout)
+    assert result["n"] == 10000 and result["accuracy"] >= 0.95
+    assert len(result["per_class"]) == 10 and sum(map(sum, result["confusion"])) == 10000
+    image = cv2.imread(str(plot))
+    assert image is not None and image.shape[0] > 400
+
+
+def test_human_eval_output_is_a_table(data_dir):
+    proc = run_cli("eval", "--data-dir", data_dir, check=0)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "Fashion-MNIST test set, 10000 images"
+    assert lines[-1].startswith("accuracy 0.9")
+
+
+def test_the_mapping_table_is_read_from_the_readme(dev_photos):
+    mapping = photos.read_mapping(dev_photos)
+    assert mapping["longsleeve"] == [2, 6] and mapping["shoes"] == [5, 7, 9] and mapping["hat"] == []
+
+
+def test_a_photo_set_without_a_mapping_is_one_line(tmp_path):
+    (tmp_path / "shirts").mkdir()
+    proc = run_cli("eval", "--photos", tmp_path, check=1)
+    assert "cannot read the class mapping" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "README.md").write_text("no table here\n")
+    proc = run_cli("eval", "--photos", tmp_path, check=1)
+    assert "no table row names a sub-folder" in proc.stderr

@@ -1,0 +1,129 @@
+"""Training and export, run as a user runs them: the real scripts on the real data."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from conftest import ROOT
+
+TRAIN = [sys.executable, str(ROOT / "train" / "train.py")]
+EXPORT = [sys.executable, str(ROOT / "export" / "to_onnx.py")]
+QUICK = ["--limit", "2000", "--batch-size", "64"]
+
+
+def run(cmd, check=0, **kw):
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=600, **kw)
+    assert proc.returncode == check, f"exit {proc.returncode}\nstdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    run(TRAIN + ["--epochs", "2", "--output", out] + QUICK)
+    return out
+
+
+def test_a_short_run_writes_every_artifact(trained):
+    for name in ("last.pt", "best.pt", "metrics.json", "curves.png", "confusion.png"):
+        assert (trained / name).stat().st_size > 0, name
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert [m["epoch"] for m in metrics["metrics"]] == [1, 2]
+    assert {"train_loss", "train_acc", "val_acc", "lr", "seconds"} <= set(metrics["metrics"][0])
+    # 2,000 images for two epochs already learn something: far above chance (10%).
+    assert metrics["test_accuracy"] > 0.5
+    assert not list(trained.glob("*.tmp"))
+
+
+def test_ctrl_c_saves_and_resume_continues_exactly(data_dir, tmp_path):
+    straight = tmp_path / "straight"
+    run(TRAIN + ["--epochs", "3", "--output", straight] + QUICK)
+
+    broken = tmp_path / "broken"
+    proc = subprocess.Popen([str(c) for c in TRAIN + ["--epochs", "3", "--output", broken] + QUICK],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (broken / "metrics.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "continue with --resume" in err and "Traceback" not in err
+    done = torch.load(broken / "last.pt", weights_only=False)["epoch"]
+    assert done < 3
+
+    resumed = run(TRAIN + ["--epochs", "3", "--output", broken, "--resume"] + QUICK)
+    assert f"resumed from {broken / 'last.pt'} after epoch {done}" in resumed.stderr
+    a = json.loads((straight / "metrics.json").read_text())
+    b = json.loads((broken / "metrics.json").read_text())
+    assert [m["epoch"] for m in b["metrics"]] == [1, 2, 3]
+    for x, y in zip(a["metrics"], b["metrics"]):
+        assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-4)
+        assert x["val_acc"] == pytest.approx(y["val_acc"], abs=1e-6)
+    wa = torch.load(straight / "last.pt", weights_only=False)["model"]
+    wb = torch.load(broken / "last.pt", weights_only=False)["model"]
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-5) for k in wa)
+
+
+def test_export_fp32_matches_torch_and_keeps_the_contract(trained, tmp_path):
+    out = tmp_path / "fp32.onnx"
+    proc = run(EXPORT + ["--checkpoint", trained / "best.pt", "--output", out])
+    assert "max |difference|" in proc.stderr
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["parity_max_abs_diff"] < 1e-4
+    assert list(tmp_path.iterdir()) == [out, out.with_suffix(".json")] or sorted(tmp_path.iterdir()) == sorted([out, out.with_suffix(".json")])
+    check_contract(out, batch=7)
+
+
+def test_quantized_export_reports_both_precisions(trained, tmp_path):
+    out = tmp_path / "int8.onnx"
+    run(EXPORT + ["--checkpoint", trained / "best.pt", "--output", out, "--quantize", "--calibration-size", "200"])
+    report = json.loads(out.with_suffix(".json").read_text())
+    for key in ("fp32_test_accuracy", "int8_test_accuracy", "top1_agreement", "fp32_bytes", "int8_bytes",
+                "fp32_latency_ms", "int8_latency_ms"):
+        assert key in report, key
+    assert report["int8_bytes"] < report["fp32_bytes"] / 3
+    assert report["top1_agreement"] > 0.95
+    model = check_contract(out, batch=3)
+    assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+
+
+def check_contract(path, batch):
+    """The promises of export/to_onnx.py that the runtime relies on."""
+    import onnxruntime as ort
+    assert not list(path.parent.glob("*.data")), "weights must live inside the .onnx file"
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["labels"]) == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                                          "Sneaker", "Bag", "Ankle boot"]
+    convention = json.loads(meta["input"])
+    assert convention["shape"] == ["N", 1, 28, 28] and convention["range"] == [0.0, 1.0]
+    assert 0 < float(meta["test_accuracy"]) <= 1 and "train/train.py" in meta["recipe"]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    probs, embedding = sess.run(["probabilities", "embedding"], {"pixels": np.random.rand(batch, 1, 28, 28).astype(np.float32)})
+    assert probs.shape == (batch, 10) and embedding.shape[0] == batch
+    assert np.allclose(probs.sum(1), 1, atol=1e-3)
+    return model
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such checkpoint"),
+    (b"not a checkpoint", "not a checkpoint of this project's FashionCNN"),
+    ({"model": {"conv.weight": torch.zeros(3)}}, "not a checkpoint of this project's FashionCNN"),
+])
+def test_a_bad_checkpoint_is_one_line_and_leaves_nothing(tmp_path, content, message):
+    ckpt = tmp_path / "bad.pt"
+    if isinstance(content, bytes):
+        ckpt.write_bytes(content)
+    elif content is not None:
+        torch.save(content, ckpt)
+    out = tmp_path / "out" / "model.onnx"
+    proc = run(EXPORT + ["--checkpoint", ckpt, "--output", out], check=1)
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists() and not list(tmp_path.glob("out/*"))

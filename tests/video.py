@@ -1,0 +1,30 @@
+"""A real video file for the webcam tests: Fashion-MNIST garments held in front of a light wall."""
+import cv2
+import numpy as np
+
+
+def garment_video(path, images, labels, frames_per_item=10, size=(640, 480), seed=0):
+    """Write an MJPEG/MP4 clip showing each image in turn; returns the true label of every frame."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if str(path).endswith(".mp4") else "MJPG"))
+    video = cv2.VideoWriter(str(path), fourcc, 30.0, size)
+    assert video.isOpened(), f"OpenCV cannot write {path}"
+    truth = []
+    wall = np.full((h, w, 3), (205, 210, 215), np.uint8)
+    wall = cv2.add(wall, rng.integers(0, 12, (h, w, 3), dtype=np.uint8))
+    for image, label in zip(images, labels):
+        # The dataset's garments are bright on black; a real one is a dark object in front of a light wall.
+        side = int(h * 0.7)
+        garment = cv2.resize(image, (side, side), interpolation=cv2.INTER_CUBIC)
+        alpha = (garment.astype(np.float32) / 255)[..., None]
+        for f in range(frames_per_item):
+            frame = wall.copy()
+            x = (w - side) // 2 + int(8 * np.sin(f / 3))  # a little sway, as in a hand
+            y = (h - side) // 2
+            roi = frame[y:y + side, x:x + side].astype(np.float32)
+            frame[y:y + side, x:x + side] = (roi * (1 - alpha) + np.array([60, 50, 40]) * alpha).astype(np.uint8)
+            video.write(frame)
+            truth.append(int(label))
+    video.release()
+    return truth

@@ -1,0 +1,35 @@
+"""The CNN: three convolution stages, max pooling, two fully connected layers.
+
+It takes pixels in [0, 1], garment bright on black, and normalizes them itself, so the
+exported ONNX graph carries the normalization and the runtime never needs the constants.
+"""
+import torch
+from torch import nn
+
+MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST training pixels, scaled to [0, 1]
+
+
+def conv_bn_relu(c_in, c_out):
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class FashionCNN(nn.Module):
+    def __init__(self, num_classes=10, embedding_dim=256, dropout=0.3):
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_bn_relu(1, 32), conv_bn_relu(32, 32), nn.MaxPool2d(2),  # [N, 32, 14, 14]
+            conv_bn_relu(32, 64), conv_bn_relu(64, 64), nn.MaxPool2d(2),  # [N, 64, 7, 7]
+            conv_bn_relu(64, 128), nn.MaxPool2d(2),                       # [N, 128, 3, 3]
+        )
+        self.embedding = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(128 * 3 * 3, embedding_dim), nn.ReLU(inplace=True)
+        )                                                                 # [N, 256]
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(embedding_dim, num_classes))  # [N, 10]
+
+    def embed(self, x):
+        """Pixels [N, 1, 28, 28] in [0, 1] -> penultimate features [N, 256]."""
+        return self.embedding(self.features((x - MEAN) / STD))
+
+    def forward(self, x):
+        """Pixels [N, 1, 28, 28] in [0, 1] -> logits [N, 10] (softmax is applied at export)."""
+        return self.classifier(self.embed(x))

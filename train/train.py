@@ -1,0 +1,266 @@
+"""Train the Fashion-MNIST CNN.
+
+    python train/train.py --epochs 40 --output runs/exp1
+    python train/train.py --output runs/exp1 --resume          # continue where last.pt stopped
+
+Writes into --output, after every epoch and atomically: last.pt, best.pt (by validation
+accuracy) and metrics.json; at the end curves.png, confusion.png and the test accuracy.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from model import FashionCNN  # noqa: E402
+
+from fashion_edge import dataset  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", help="folder with the four Fashion-MNIST IDX files (default: searched)")
+    p.add_argument("--photos", help="folder-per-class real photos to learn from beside Fashion-MNIST")
+    p.add_argument("--photo-weight", type=float, default=0.1, help="share of each batch that is photos")
+    p.add_argument("--init", help="start from this checkpoint's weights (fine-tuning), not from scratch")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1, help="peak learning rate of the one-cycle schedule")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--erase", type=float, default=0.5, help="probability of random erasing per image")
+    p.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--output", required=True, help="run folder for checkpoints, metrics and plots")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
+    p.add_argument("--limit", type=int, help="use only the first N training images (quick runs)")
+    return p.parse_args(argv)
+
+
+def pick_device(name):
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def augment(x, gen, erase_p):
+    """Random shift by up to 2 pixels, horizontal flip and random erasing, on a whole batch."""
+    n = x.shape[0]
+    padded = F.pad(x, (2, 2, 2, 2))  # [N, 1, 32, 32]
+    oy, ox = torch.randint(0, 5, (2, n, 1), generator=gen)
+    idx = torch.arange(28)
+    rows, cols = (oy + idx).to(x.device), (ox + idx).to(x.device)  # [N, 28]
+    x = padded[torch.arange(n, device=x.device)[:, None, None], 0, rows[:, :, None], cols[:, None, :]][:, None]
+    flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)[:, None, None, None]
+    x = torch.where(flip, x.flip(3), x)
+    # Random erasing: a rectangle of 2-40% of the image, zeroed (the background value).
+    area = torch.empty(n).uniform_(0.02, 0.4, generator=gen) * 784
+    ratio = torch.exp(torch.empty(n).uniform_(-1.2, 1.2, generator=gen))
+    h = (area * ratio).sqrt().clamp(1, 28).long()
+    w = (area / ratio).sqrt().clamp(1, 28).long()
+    y0 = (torch.rand(n, generator=gen) * (29 - h)).long()
+    x0 = (torch.rand(n, generator=gen) * (29 - w)).long()
+    keep = torch.rand(n, generator=gen) >= erase_p
+    ys, xs = idx[None, :, None], idx[None, None, :]
+    box = (ys >= y0[:, None, None]) & (ys < (y0 + h)[:, None, None]) & (xs >= x0[:, None, None]) & (xs < (x0 + w)[:, None, None])
+    box &= ~keep[:, None, None]
+    return x * (~box).to(x.device)[:, None].float()
+
+
+def soft_targets(y, n_classes, smoothing):
+    """Label-smoothed targets from label sets: y is a [N, 10] 0/1 mask of acceptable classes.
+
+    A row with several ones (a shoe photo may be a Sandal, Sneaker or Ankle boot) spreads its
+    mass over them; an all-zero row (a hat: no class fits) asks for the uniform distribution.
+    """
+    y = y.float()
+    counts = y.sum(1, keepdim=True)
+    target = torch.where(counts > 0, y / counts.clamp(min=1), torch.full_like(y, 1 / n_classes))
+    return target * (1 - smoothing) + smoothing / n_classes
+
+
+def train_one_epoch(model, batches, optimizer, scheduler, device, gen, args, desc):
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    bar = tqdm(batches, desc=desc, leave=False, dynamic_ncols=True)
+    for x, y in bar:
+        x, y = x.to(device), y.to(device)
+        x = augment(x, gen, args.erase)
+        logits = model(x)
+        loss = torch.sum(-soft_targets(y, 10, args.label_smoothing) * F.log_softmax(logits, 1), 1).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item() * len(x)
+        correct += y[torch.arange(len(x)), logits.argmax(1)].sum().item()
+        seen += len(x)
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+    return total_loss / seen, correct / seen
+
+
+@torch.no_grad()
+def evaluate(model, x, y, device, batch_size=1000):
+    """Accuracy and predictions on uint8 images [N, 28, 28] with 0/1 label masks [N, 10]."""
+    model.eval()
+    preds = torch.cat([model(to_pixels(x[i:i + batch_size]).to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
+    in_dist = y.sum(1) > 0
+    correct = y[torch.arange(len(y)), preds].bool()
+    return correct[in_dist].float().mean().item(), preds
+
+
+def to_pixels(images):
+    """uint8 [N, 28, 28] -> float [N, 1, 28, 28] in [0, 1]."""
+    return torch.as_tensor(images).float().div(255).unsqueeze(1)
+
+
+def one_hot(labels):
+    return F.one_hot(torch.as_tensor(labels, dtype=torch.long), 10).to(torch.uint8)
+
+
+def load_photos(folder, seed, val_share=0.1):
+    """A folder-per-class photo set made into model inputs, split into train and validation."""
+    from fashion_edge.photos import load_photo_set  # needs OpenCV, only when photos are used
+    images, masks, _ = load_photo_set(folder, progress=True)
+    order = np.random.default_rng(seed).permutation(len(images))
+    n_val = int(len(images) * val_share)
+    val, tr = order[:n_val], order[n_val:]
+    return (images[tr], masks[tr]), (images[val], masks[val])
+
+
+def save_atomic(obj, path):
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix == ".json":
+        tmp.write_text(json.dumps(obj, indent=2))
+    else:
+        torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def plot(metrics, out, test_preds=None, test_labels=None):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    epochs = [m["epoch"] for m in metrics]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(epochs, [m["train_loss"] for m in metrics], label="train loss")
+    a.set_xlabel("epoch"), a.legend()
+    b.plot(epochs, [m["train_acc"] for m in metrics], label="train acc")
+    b.plot(epochs, [m["val_acc"] for m in metrics], label="val acc")
+    if "photo_val_acc" in metrics[-1]:
+        b.plot(epochs, [m["photo_val_acc"] for m in metrics], label="photo val acc")
+    b.set_xlabel("epoch"), b.legend()
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=100)
+    plt.close(fig)
+    if test_preds is not None:
+        from fashion_edge.report import save_confusion_png
+        save_confusion_png(test_labels, test_preds, out / "confusion.png", title="Fashion-MNIST test set")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+
+    try:
+        images, labels = dataset.load("train", args.data_dir)
+        test_images, test_labels = dataset.load("test", args.data_dir)
+    except dataset.DataError as e:
+        sys.exit(f"error: {e}")
+    if args.limit:
+        images, labels = images[:args.limit], labels[:args.limit]
+    n_val = min(args.val_size, len(images) // 10)
+    order = np.random.default_rng(args.seed).permutation(len(images))
+    val_x, val_y = images[order[:n_val]], one_hot(labels[order[:n_val]])
+    train_x, train_y = to_pixels(images[order[n_val:]]), one_hot(labels[order[n_val:]])
+    photo_train = photo_val = None
+    if args.photos:
+        photo_train, photo_val = load_photos(args.photos, args.seed)
+        # Photos are few: repeat them so they make up --photo-weight of each epoch.
+        reps = max(1, round(args.photo_weight * len(train_x) / ((1 - args.photo_weight) * len(photo_train[0]))))
+        train_x = torch.cat([train_x, to_pixels(photo_train[0]).repeat(reps, 1, 1, 1)])
+        train_y = torch.cat([train_y, torch.as_tensor(photo_train[1]).repeat(reps, 1)])
+        print(f"photos: {len(photo_train[0])} train x{reps}, {len(photo_val[0])} validation", file=sys.stderr)
+
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(train_x, train_y), batch_size=args.batch_size, shuffle=True,
+        drop_last=True, num_workers=args.workers, generator=gen)
+    model = FashionCNN().to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                                nesterov=True, weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs,
+                                                    steps_per_epoch=len(loader))
+    start_epoch, best_acc, metrics = 0, 0.0, []
+    if args.resume:
+        ckpt = torch.load(out / "last.pt", map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        gen.set_state(ckpt["generator"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        start_epoch, best_acc, metrics = ckpt["epoch"], ckpt["best_val_acc"], ckpt["metrics"]
+        print(f"resumed from {out / 'last.pt'} after epoch {start_epoch}", file=sys.stderr)
+    elif args.init:
+        model.load_state_dict(torch.load(args.init, map_location=device, weights_only=False)["model"])
+        print(f"initialized from {args.init}", file=sys.stderr)
+
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{n_params:,} parameters, {len(train_x):,} training / {n_val:,} validation images, on {device}",
+          file=sys.stderr)
+    try:
+        for epoch in range(start_epoch, args.epochs):
+            t0 = time.time()
+            train_loss, train_acc = train_one_epoch(model, loader, optimizer, scheduler, device, gen, args,
+                                                    desc=f"epoch {epoch + 1}/{args.epochs}")
+            val_acc, _ = evaluate(model, val_x, val_y, device)
+            row = dict(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc, val_acc=val_acc,
+                       lr=scheduler.get_last_lr()[0], seconds=time.time() - t0)
+            if photo_val is not None:
+                row["photo_val_acc"], _ = evaluate(model, photo_val[0], torch.as_tensor(photo_val[1]), device)
+            metrics.append(row)
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+                  file=sys.stderr)
+            ckpt = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                        generator=gen.get_state(), torch_rng=torch.get_rng_state(), epoch=epoch + 1,
+                        best_val_acc=max(best_acc, val_acc), metrics=metrics, args=vars(args))
+            save_atomic(ckpt, out / "last.pt")
+            if val_acc > best_acc:
+                best_acc = val_acc
+                save_atomic(ckpt, out / "best.pt")
+            save_atomic(dict(metrics=metrics, args=vars(args)), out / "metrics.json")
+    except KeyboardInterrupt:
+        done = metrics[-1]["epoch"] if metrics else 0
+        print(f"\ninterrupted: {out / 'last.pt'} holds epoch {done}; continue with --resume", file=sys.stderr)
+        sys.exit(130)
+
+    best = torch.load(out / "best.pt", map_location=device, weights_only=False)
+    model.load_state_dict(best["model"])
+    test_acc, preds = evaluate(model, test_images, one_hot(test_labels), device)
+    summary = dict(metrics=metrics, args=vars(args), best_epoch=best["epoch"], best_val_acc=best_acc,
+                   test_accuracy=test_acc, parameters=n_params)
+    save_atomic(summary, out / "metrics.json")
+    plot(metrics, out, preds.numpy(), test_labels)
+    print(f"test accuracy {test_acc:.4f} (best.pt, epoch {best['epoch']}); plots in {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
