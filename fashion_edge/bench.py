@@ -1,4 +1,5 @@
 """`fashion-edge bench`: speed figures, each beside a baseline measured in the same run."""
+import json
 import statistics
 import subprocess
 import sys
@@ -11,6 +12,9 @@ import numpy as np
 
 from fashion_edge import preprocess
 from fashion_edge.model import Model
+
+# The PyTorch baseline lives with the training code, so that the runtime never imports torch.
+TORCH_SCRIPT = Path("train") / "classify_torch.py"
 
 
 def percentiles(times):
@@ -53,24 +57,13 @@ def inference(models, runs, batch=64):
     return out
 
 
-def torch_runner(checkpoint, threads=None):
-    """The checkpoint in PyTorch eager mode, or None when torch or the training code is not at hand."""
-    try:
-        import torch
-    except ImportError:
+def torch_eager(checkpoint, threads, runs):
+    """PyTorch eager latency, measured by train/classify_torch.py of a checkout; None without torch."""
+    cmd = [sys.executable, str(TORCH_SCRIPT), str(checkpoint), "--time", str(runs)] + (["--threads", str(threads)] if threads else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
         return None
-    sys.path.insert(0, str(Path("train").resolve()))
-    from model import FashionCNN  # train/model.py of a checkout
-    net = FashionCNN()
-    net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
-    net.eval()
-    if threads:
-        torch.set_num_threads(threads)
-
-    def run(x):
-        with torch.no_grad():
-            return torch.softmax(net(torch.from_numpy(x)), 1).numpy()
-    return run
+    return json.loads(proc.stdout)
 
 
 def preprocessing(runs):
@@ -95,9 +88,8 @@ def cold_start(photo, checkpoint=None, repeats=5):
             assert proc.returncode == 0, f"{' '.join(cmd)} failed: {proc.stderr.strip()[-300:]}"
         return statistics.median(times)
     out = {"fashion_edge_s": wall([sys.executable, "-m", "fashion_edge", "classify", str(photo)])}
-    script = Path("train") / "classify_torch.py"
-    if checkpoint and script.exists():
-        out["pytorch_script_s"] = wall([sys.executable, str(script), str(checkpoint), str(photo)])
+    if checkpoint:
+        out["pytorch_script_s"] = wall([sys.executable, str(TORCH_SCRIPT), str(checkpoint), str(photo)])
         out["ratio"] = out["fashion_edge_s"] / out["pytorch_script_s"]
     return out
 
@@ -124,14 +116,15 @@ def run_all(model_path=None, compare=None, checkpoint=None, threads=None, runs=5
     if compare:
         other = Model(compare, threads)
         models[f"{other.metadata.get('precision', 'compare')} ({Path(compare).name})"] = other.run
-    if checkpoint:
-        runner = torch_runner(checkpoint, threads)
-        if runner is None:
-            print("PyTorch is not installed: the eager baseline is skipped", file=log)
-        else:
-            models["pytorch eager"] = runner
     print("timing inference ...", file=log)
     results = {"inference": inference(models, runs)}
+    if checkpoint:
+        eager = torch_eager(checkpoint, threads, runs)
+        if eager is None:
+            print(f"{TORCH_SCRIPT} could not run (is torch installed?): the PyTorch baselines are skipped", file=log)
+            checkpoint = None
+        else:
+            results["inference"]["pytorch eager"] = eager
     print("timing preprocessing ...", file=log)
     results["preprocess_640x480_ms"] = preprocessing(max(runs // 5, 20))
     print("timing the webcam pipeline ...", file=log)

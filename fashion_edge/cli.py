@@ -220,8 +220,8 @@ def webcam(source, width, height, model, threads, min_confidence, smooth, no_dis
 @click.option("--compare", type=click.Path(exists=True, dir_okay=False),
               help="a second ONNX model to time beside it, such as the fp32 export")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
-              help="a train/train.py checkpoint: adds PyTorch eager and the cold-start baseline "
-                   "(needs torch; run from a checkout)")
+              help="a train/train.py checkpoint: adds the PyTorch baselines, eager latency and a plain "
+                   "PyTorch script's cold start (needs torch; run from a checkout, which has train/)")
 @click.option("--photo", type=click.Path(exists=True, dir_okay=False),
               help="photo for the cold-start runs  [default: a generated 640x480 scene]")
 @click.option("--threads", type=click.IntRange(1, 64), help="inference threads  [default: onnxruntime's choice]")

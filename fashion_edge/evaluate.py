@@ -16,7 +16,7 @@ def on_test_set(clf, data_dir=None, batch_size=1000):
             "per_class": per_class, "confusion": confusion_matrix(labels, preds).tolist()}, labels, preds
 
 
-def on_photos(clf, folder, mapping_file=None, batch_size=64, progress=None):
+def on_photos(clf, folder, mapping_file=None, batch_size=64):
     """Fine and coarse accuracy on in-distribution photos, and the 'unknown' rate on the others."""
     mapping = photos.read_mapping(folder, mapping_file)
     items = photos.list_photos(folder, mapping)
@@ -31,8 +31,6 @@ def on_photos(clf, folder, mapping_file=None, batch_size=64, progress=None):
         rows.append({"path": str(path), "folder": path.parent.name, "label": result.label, "confidence": result.confidence,
                      "fine": cid in ids, "coarse": cid is not None and photos.coarse_group(cid) in {photos.coarse_group(i) for i in ids},
                      "unknown": cid is None, "in_distribution": bool(ids)})
-        if progress:
-            progress(1)
     inside = [r for r in rows if "error" not in r and r["in_distribution"]]
     outside = [r for r in rows if "error" not in r and not r["in_distribution"]]
     per_folder = {}

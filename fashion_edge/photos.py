@@ -52,26 +52,27 @@ def coarse_group(class_id):
     return next((g for g, ids in COARSE.items() if class_id in ids), None)
 
 
-def load_photo_set(folder, mapping_file=None, progress=False):
-    """Every usable photo as a model input: (uint8 [N, 28, 28], 0/1 masks of acceptable ids [N, 10], paths).
+def prepare_all(items, progress=False, augment=None, views=1, seed=0):
+    """Model inputs for [(path, ids)]: (uint8 [N, 28, 28], 0/1 masks of acceptable ids [N, 10]).
 
-    Photos in which no garment is found are left out: there is nothing to learn from them.
+    With views > 1, each photo also appears views - 1 more times through augment(image, rng),
+    a random change of framing. Photos in which no garment is found are left out: there is
+    nothing to learn from them.
     """
     from fashion_edge import preprocess
-    items = list_photos(folder, read_mapping(folder, mapping_file))
+    rng = np.random.default_rng(seed)
     if progress:
         from tqdm import tqdm
         items = tqdm(items, desc="preparing photos", leave=False)
-    inputs, masks, paths = [], [], []
+    inputs, masks = [], []
     for path, ids in items:
         try:
-            prepared = preprocess.prepare(images.load(path))
+            image = images.load(path)
         except images.ImageError:
             continue
-        if prepared.found:
-            inputs.append((prepared.pixels * 255).round().astype(np.uint8))
-            mask = np.zeros(10, np.uint8)
-            mask[ids] = 1
-            masks.append(mask)
-            paths.append(path)
-    return np.stack(inputs), np.stack(masks), paths
+        for view in range(views):
+            prepared = preprocess.prepare(image if view == 0 else augment(image, rng))
+            if prepared.found:
+                inputs.append((prepared.pixels * 255).round().astype(np.uint8))
+                masks.append(np.isin(np.arange(10), ids).astype(np.uint8))
+    return np.stack(inputs), np.stack(masks)

@@ -47,6 +47,7 @@ def draw(frame, prediction, fps):
     cv2.putText(canvas, title, (8, 24), font, 0.75, (255, 255, 255), 2, cv2.LINE_AA)
     cv2.putText(canvas, f"{fps:5.1f} fps", (canvas.shape[1] - 110, 24), font, 0.6, (200, 200, 200), 1, cv2.LINE_AA)
     if prediction is not None:
+        cv2.rectangle(canvas, (0, 34), (300, 40 + 22 * len(prediction.top_k[:3])), (0, 0, 0), -1)
         for i, top in enumerate(prediction.top_k[:3]):
             y = 50 + 22 * i
             cv2.rectangle(canvas, (8, y - 12), (8 + int(120 * top["confidence"]), y + 4), (0, 180, 255), -1)

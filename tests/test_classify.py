@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, SHIPPED_TEST_FLOOR, run_cli
 
 SHIRT = ROOT / "samples" / "shirt.png"
 
@@ -70,16 +70,15 @@ def test_debug_dir_shows_what_the_model_saw(tmp_path):
     assert files == ["samples_shirt.crop.png", "samples_shirt.input.png", "samples_shirt.mask.png"]
     model_input = cv2.imread(str(tmp_path / "dbg" / "samples_shirt.input.png"), cv2.IMREAD_UNCHANGED)
     assert model_input.shape == (28, 28)
-    # Fashion-MNIST's convention: a dark border, the garment bright in the middle.
-    border = np.concatenate([model_input[0], model_input[-1], model_input[:, 0], model_input[:, -1]])
-    assert border.mean() < 30 and model_input[10:18, 10:18].mean() > 80
+    # Fashion-MNIST's convention: a black background, the garment bright in the middle.
+    assert (model_input == 0).mean() > 0.2 and model_input[10:18, 10:18].mean() > 80
 
 
 def test_info_reads_the_model_metadata():
     proc = run_cli("info", "--json", check=0)
     info = json.loads(proc.stdout)
     assert info["labels"][6] == "Shirt" and len(info["labels"]) == 10
-    assert info["input"]["shape"] == ["N", 1, 28, 28] and info["test_accuracy"] >= 0.95
+    assert info["input"]["shape"] == ["N", 1, 28, 28] and info["test_accuracy"] >= SHIPPED_TEST_FLOOR
     assert info["model_path"].endswith("fashion-cnn.onnx") and "CPUExecutionProvider" in info["providers"]
 
 
@@ -132,5 +131,5 @@ def test_the_package_ships_its_model(tmp_path):
 def test_the_shipped_model_meets_its_targets_on_the_test_set(classifier, data_dir):
     from fashion_edge import evaluate
     result, _, _ = evaluate.on_test_set(classifier, data_dir)
-    assert result["accuracy"] >= 0.95
+    assert result["accuracy"] >= SHIPPED_TEST_FLOOR
     assert float(classifier.model.metadata["test_accuracy"]) == pytest.approx(result["accuracy"], abs=1e-4)

@@ -3,12 +3,12 @@ import json
 
 import cv2
 
-from conftest import run_cli
+from conftest import SHIPPED_TEST_FLOOR, run_cli
 from fashion_edge import photos
 
 # Floors a little under what the shipped model measured on the development set (see the
 # README), so that a regression shows.
-FINE_FLOOR, COARSE_FLOOR, UNKNOWN_FLOOR = 0.75, 0.88, 0.5
+FINE_FLOOR, COARSE_FLOOR, UNKNOWN_FLOOR = 0.70, 0.80, 0.65
 
 
 def test_eval_on_the_development_photos(dev_photos):
@@ -26,7 +26,7 @@ def test_eval_on_the_test_set_with_plot(data_dir, tmp_path):
     plot = tmp_path / "confusion.png"
     proc = run_cli("eval", "--data-dir", data_dir, "--plot", plot, "--json", check=0)
     result = json.loads(proc.stdout)
-    assert result["n"] == 10000 and result["accuracy"] >= 0.95
+    assert result["n"] == 10000 and result["accuracy"] >= SHIPPED_TEST_FLOOR
     assert len(result["per_class"]) == 10 and sum(map(sum, result["confusion"])) == 10000
     image = cv2.imread(str(plot))
     assert image is not None and image.shape[0] > 400

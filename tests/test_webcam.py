@@ -13,7 +13,7 @@ import pytest
 
 from video import garment_video
 
-FRAMES_PER_ITEM = 8
+FRAMES_PER_ITEM = 10
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,10 @@ def test_every_frame_of_a_file_is_classified_in_order(clip):
     frames = [json.loads(line) for line in out.splitlines()]
     assert [f["frame"] for f in frames] == list(range(len(truth))), "a file is read frame by frame, none skipped"
     assert set(frames[0]) == {"frame", "time", "label", "class_id", "confidence", "top_k", "box", "fps"}
-    correct = np.mean([f["class_id"] == t for f, t in zip(frames, truth)])
-    assert correct > 0.75, f"only {correct:.0%} of frames right"
+    # The label is smoothed over the last 5 frames, so it needs a few frames to follow a
+    # garment that replaces another at once; count the frames after that.
+    settled = [f["class_id"] == t for i, (f, t) in enumerate(zip(frames, truth)) if i % FRAMES_PER_ITEM >= 5]
+    assert np.mean(settled) > 0.8, f"only {np.mean(settled):.0%} of settled frames right"
     assert f"{len(truth)} frames in" in err and "fps" in err
 
 

@@ -16,14 +16,17 @@ def garment_video(path, images, labels, frames_per_item=10, size=(640, 480), see
     for image, label in zip(images, labels):
         # The dataset's garments are bright on black; a real one is a dark object in front of a light wall.
         side = int(h * 0.7)
-        garment = cv2.resize(image, (side, side), interpolation=cv2.INTER_CUBIC)
-        alpha = (garment.astype(np.float32) / 255)[..., None]
+        garment = cv2.resize(image, (side, side), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+        # An opaque garment: every pixel of it at least 40 levels darker than the wall, the
+        # dataset's bright parts darkest (the dataset's images are inverted product shots).
+        cloth = (garment > 8)[..., None]
+        shade = (40 + 0.7 * garment)[..., None]
         for f in range(frames_per_item):
             frame = wall.copy()
             x = (w - side) // 2 + int(8 * np.sin(f / 3))  # a little sway, as in a hand
             y = (h - side) // 2
             roi = frame[y:y + side, x:x + side].astype(np.float32)
-            frame[y:y + side, x:x + side] = (roi * (1 - alpha) + np.array([60, 50, 40]) * alpha).astype(np.uint8)
+            frame[y:y + side, x:x + side] = np.where(cloth, np.clip(roi - shade, 0, 255), roi).astype(np.uint8)
             video.write(frame)
             truth.append(int(label))
     video.release()

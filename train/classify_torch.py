@@ -1,14 +1,18 @@
 """The plain PyTorch way to classify one photo: load the checkpoint, resize, run the model.
 
-`fashion-edge bench --checkpoint CKPT` times whole runs of this script as the cold-start
-baseline for `fashion-edge classify`.
+`fashion-edge bench --checkpoint CKPT` uses this script as its PyTorch baseline: whole runs
+of it for cold start, and --time for eager-mode latency.
 
     python train/classify_torch.py runs/exp1/best.pt shirt.jpg
+    python train/classify_torch.py runs/exp1/best.pt --time 500     # latency figures as JSON
 """
+import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
-import cv2
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -16,12 +20,49 @@ from model import FashionCNN  # noqa: E402
 
 LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
-checkpoint, photo = sys.argv[1:3]
-model = FashionCNN()
-model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
-model.eval()
-gray = cv2.imread(photo, cv2.IMREAD_GRAYSCALE)
-x = torch.from_numpy(255 - cv2.resize(gray, (28, 28), interpolation=cv2.INTER_AREA)).float().div(255)
-with torch.no_grad():
-    probs = torch.softmax(model(x[None, None]), 1)[0]
-print(f"{photo}  {LABELS[int(probs.argmax())]}  {float(probs.max()):.2f}")
+
+def timings(model, runs, batch=64):
+    x1, xb = torch.rand(1, 1, 28, 28), torch.rand(batch, 1, 28, 28)
+    with torch.no_grad():
+        for _ in range(20):
+            model(x1)
+        single = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            torch.softmax(model(x1), 1)
+            single.append(time.perf_counter() - t)
+        batches = []
+        for _ in range(max(runs // 10, 10)):
+            t = time.perf_counter()
+            torch.softmax(model(xb), 1)
+            batches.append(time.perf_counter() - t)
+    ms = np.array(single) * 1000
+    return {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)),
+            "p99": float(np.percentile(ms, 99)), "batch_images_per_s": batch / float(np.median(batches))}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("photo", nargs="?")
+    p.add_argument("--time", type=int, metavar="RUNS", help="print eager-mode latency over RUNS single-image runs")
+    p.add_argument("--threads", type=int, help="torch intra-op threads")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = FashionCNN()
+    model.load_state_dict(torch.load(args.checkpoint, map_location="cpu", weights_only=False)["model"])
+    model.eval()
+    if args.time:
+        print(json.dumps(timings(model, args.time)))
+        return
+    import cv2
+    gray = cv2.imread(args.photo, cv2.IMREAD_GRAYSCALE)
+    x = torch.from_numpy(255 - cv2.resize(gray, (28, 28), interpolation=cv2.INTER_AREA)).float().div(255)
+    with torch.no_grad():
+        probs = torch.softmax(model(x[None, None]), 1)[0]
+    print(f"{args.photo}  {LABELS[int(probs.argmax())]}  {float(probs.max()):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""The CNN: three convolution stages, max pooling, two fully connected layers.
+"""The CNN: three stages of two 3x3 convolutions and max pooling, then two fully connected layers.
 
 It takes pixels in [0, 1], garment bright on black, and normalizes them itself, so the
 exported ONNX graph carries the normalization and the runtime never needs the constants.
@@ -14,12 +14,12 @@ def conv_bn_relu(c_in, c_out):
 
 
 class FashionCNN(nn.Module):
-    def __init__(self, num_classes=10, embedding_dim=256, dropout=0.3):
+    def __init__(self, num_classes=10, embedding_dim=256, dropout=0.2):
         super().__init__()
         self.features = nn.Sequential(
             conv_bn_relu(1, 32), conv_bn_relu(32, 32), nn.MaxPool2d(2),  # [N, 32, 14, 14]
             conv_bn_relu(32, 64), conv_bn_relu(64, 64), nn.MaxPool2d(2),  # [N, 64, 7, 7]
-            conv_bn_relu(64, 128), nn.MaxPool2d(2),                       # [N, 128, 3, 3]
+            conv_bn_relu(64, 128), conv_bn_relu(128, 128), nn.MaxPool2d(2),  # [N, 128, 3, 3]
         )
         self.embedding = nn.Sequential(
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(128 * 3 * 3, embedding_dim), nn.ReLU(inplace=True)
