@@ -26,8 +26,10 @@ class Prediction:
     path: str | None = None
 
     def to_dict(self):
+        """The shape `classify --json` prints: the path first, where there is one."""
         d = asdict(self)
-        return {"path": d.pop("path"), **d} if self.path is not None else {k: v for k, v in d.items() if k != "path"}
+        path = d.pop("path")
+        return d if path is None else {"path": path, **d}
 
 
 class Classifier:
