@@ -78,7 +78,8 @@ def photo_look(x, gen, p):
 
 def augment(x, gen, erase_p, photo_look_p):
     """Random shift by up to 2 pixels, horizontal flip, photo look and random erasing, on a whole batch."""
-    x = photo_look(x, gen, photo_look_p)
+    if photo_look_p:  # skipped at 0 so that runs without it draw the same random numbers as before it existed
+        x = photo_look(x, gen, photo_look_p)
     n = x.shape[0]
     padded = F.pad(x, (2, 2, 2, 2))  # [N, 1, 32, 32]
     oy, ox = torch.randint(0, 5, (2, n, 1), generator=gen)
