@@ -8,6 +8,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 DEV_PHOTOS = SHARED / "clothing-photos-dev"
+TRAIN_PHOTOS = SHARED / "clothing-photos-train"
 # The shipped int8 model's Fashion-MNIST test accuracy, as measured (see its model card),
 # rounded down: a regression below it fails.
 SHIPPED_TEST_FLOOR = 0.94
@@ -36,6 +37,11 @@ def data_dir():
 @pytest.fixture(scope="session")
 def dev_photos():
     return need(DEV_PHOTOS, "the shared development photos")
+
+
+@pytest.fixture(scope="session")
+def train_photos():
+    return need(TRAIN_PHOTOS, "the shared training photos")
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,44 @@ def test_a_short_run_writes_every_artifact(trained):
     assert not list(trained.glob("*.tmp"))
 
 
+def test_a_run_with_photos_learns_from_them_beside_the_scans(data_dir, train_photos, tmp_path):
+    # A few photos of every folder, with the set's own README as the class mapping.
+    few = tmp_path / "photos"
+    for folder in sorted(p for p in train_photos.iterdir() if p.is_dir()):
+        (few / folder.name).mkdir(parents=True)
+        for photo in sorted(folder.iterdir())[:15]:
+            (few / folder.name / photo.name).symlink_to(photo)
+    (few / "README.md").symlink_to(train_photos / "README.md")
+    out = tmp_path / "run"
+    proc = run(TRAIN + ["--epochs", "1", "--photos", few, "--photo-views", "2", "--output", out] + QUICK)
+    assert "photos: " in proc.stderr
+    row = json.loads((out / "metrics.json").read_text())["metrics"][0]
+    assert 0 <= row["photo_val_acc"] <= 1
+
+
+def test_a_shoe_photo_may_be_any_footwear_class():
+    sys.path.insert(0, str(ROOT / "train"))
+    from train import set_loss
+    shoes = torch.zeros(1, 10, dtype=torch.uint8)
+    shoes[0, [5, 7, 9]] = 1
+    sure = torch.full((1, 10), -5.0)
+    sneaker, sandal, spread, tshirt = sure.clone(), sure.clone(), sure.clone(), sure.clone()
+    sneaker[0, 7], sandal[0, 5], tshirt[0, 0] = 5.0, 5.0, 5.0
+    spread[0, [5, 7, 9]] = 5.0 - np.log(3)  # the same footwear mass, split evenly
+    loss = {name: set_loss(logits, shoes, 0.1).item()
+            for name, logits in dict(sneaker=sneaker, sandal=sandal, spread=spread, tshirt=tshirt).items()}
+    # Being sure it is a sneaker costs about what hedging over three footwear classes costs
+    # (only label smoothing leans towards the hedge)...
+    assert loss["sneaker"] == pytest.approx(loss["sandal"]) and loss["sneaker"] < loss["spread"] + 0.25
+    # ...and calling it a T-shirt costs much more.
+    assert loss["tshirt"] > loss["sneaker"] + 5
+    # With one acceptable class it is ordinary label-smoothed cross-entropy.
+    one = torch.zeros(1, 10, dtype=torch.uint8)
+    one[0, 3] = 1
+    expected = torch.nn.functional.cross_entropy(sneaker, torch.tensor([3]), label_smoothing=0.1)
+    assert set_loss(sneaker, one, 0.1).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_ctrl_c_saves_and_resume_continues_exactly(data_dir, tmp_path):
     straight = tmp_path / "straight"
     run(TRAIN + ["--epochs", "3", "--output", straight] + QUICK)

@@ -31,7 +31,7 @@ def parse_args(argv=None):
     p.add_argument("--data-dir", help="folder with the four Fashion-MNIST IDX files (default: searched)")
     p.add_argument("--photos", help="folder-per-class real photos to learn from beside Fashion-MNIST")
     p.add_argument("--photo-weight", type=float, default=0.25, help="share of each epoch's images that are photos")
-    p.add_argument("--photo-views", type=int, default=3, help="differently framed copies of each training photo")
+    p.add_argument("--photo-views", type=int, default=5, help="differently framed copies of each training photo")
     p.add_argument("--init", help="start from this checkpoint's weights (fine-tuning), not from scratch")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=128)
@@ -102,16 +102,21 @@ def augment(x, gen, erase_p, photo_look_p):
     return x * (~box).to(x.device)[:, None].float()
 
 
-def soft_targets(y, n_classes, smoothing):
-    """Label-smoothed targets from label sets: y is a [N, 10] 0/1 mask of acceptable classes.
+def set_loss(logits, y, smoothing):
+    """Label-smoothed cross-entropy against label sets: y is a [N, 10] 0/1 mask of acceptable classes.
 
-    A row with several ones (a shoe photo may be a Sandal, Sneaker or Ankle boot) spreads its
-    mass over them; an all-zero row (a hat: no class fits) asks for the uniform distribution.
+    A row with several ones (a shoe photo may be a Sandal, Sneaker or Ankle boot) is right when
+    the set as a whole is likely: the loss is -log of the set's summed probability, so the
+    network may be sure of one footwear class instead of spreading itself evenly over three
+    (and falling below the "unknown" threshold). An all-zero row (a hat: no class fits) asks
+    for the uniform distribution. With one class per row this is plain label smoothing.
     """
-    y = y.float()
-    counts = y.sum(1, keepdim=True)
-    target = torch.where(counts > 0, y / counts.clamp(min=1), torch.full_like(y, 1 / n_classes))
-    return target * (1 - smoothing) + smoothing / n_classes
+    log_p = F.log_softmax(logits, 1)
+    y = y.bool()
+    has_class = y.any(1)
+    in_set = torch.logsumexp(log_p.masked_fill(~(y | ~has_class[:, None]), float("-inf")), 1)
+    uniform = log_p.mean(1)
+    return -((1 - smoothing) * torch.where(has_class, in_set, uniform) + smoothing * uniform).mean()
 
 
 def ema_update(decay):
@@ -130,7 +135,7 @@ def train_one_epoch(model, ema, batches, optimizer, scheduler, device, gen, args
         x, y = x.to(device), y.to(device)
         x = augment(x, gen, args.erase, args.photo_look)
         logits = model(x)
-        loss = torch.sum(-soft_targets(y, 10, args.label_smoothing) * F.log_softmax(logits, 1), 1).mean()
+        loss = set_loss(logits, y, args.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -171,6 +176,17 @@ def load_photos(folder, seed, views, val_share=0.1):
     val = photos.prepare_all([items[i] for i in order[:n_val]])
     train = photos.prepare_all([items[i] for i in order[n_val:]], progress=True, augment=reframe, views=views, seed=seed)
     return train, val
+
+
+def photo_repeats(masks, share, n_scans):
+    """How often each photo is repeated so that photos make up `share` of an epoch beside n_scans
+    scans. Photos are few and their classes uneven (795 T-shirts, 198 shoes), so a class is
+    repeated in proportion to 1/sqrt(its count): rare classes are seen more often, without
+    letting a few shoe photos be memorized."""
+    _, group, counts = np.unique(masks, axis=0, return_inverse=True, return_counts=True)
+    weight = 1 / np.sqrt(counts[group.ravel()])
+    wanted = share * n_scans / (1 - share)
+    return np.maximum(1, np.round(weight * wanted / weight.sum())).astype(np.int64)
 
 
 def reframe(image, rng):
@@ -236,11 +252,11 @@ def main(argv=None):
     photo_train = photo_val = None
     if args.photos:
         photo_train, photo_val = load_photos(args.photos, args.seed, args.photo_views)
-        # Photos are few: repeat them so they make up --photo-weight of each epoch.
-        reps = max(1, round(args.photo_weight * len(train_x) / ((1 - args.photo_weight) * len(photo_train[0]))))
-        train_x = torch.cat([train_x, to_pixels(photo_train[0]).repeat(reps, 1, 1, 1)])
-        train_y = torch.cat([train_y, torch.as_tensor(photo_train[1]).repeat(reps, 1)])
-        print(f"photos: {len(photo_train[0])} training inputs x{reps}, {len(photo_val[0])} validation", file=sys.stderr)
+        reps = torch.as_tensor(photo_repeats(photo_train[1], args.photo_weight, len(train_x)))
+        train_x = torch.cat([train_x, to_pixels(photo_train[0]).repeat_interleave(reps, 0)])
+        train_y = torch.cat([train_y, torch.as_tensor(photo_train[1]).repeat_interleave(reps, 0)])
+        print(f"photos: {len(photo_train[0])} training inputs, repeated {reps.min()}-{reps.max()} times; "
+              f"{len(photo_val[0])} validation", file=sys.stderr)
 
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(train_x, train_y), batch_size=args.batch_size, shuffle=True,
