@@ -180,9 +180,10 @@ def load_photos(folder, seed, views, val_share=0.1):
 
 def photo_repeats(masks, share, n_scans):
     """How often each photo is repeated so that photos make up `share` of an epoch beside n_scans
-    scans. Photos are few and their classes uneven (795 T-shirts, 198 shoes), so a class is
-    repeated in proportion to 1/sqrt(its count): rare classes are seen more often, without
-    letting a few shoe photos be memorized."""
+    scans. Photos are few and their classes uneven (795 T-shirts, 198 shoes), so each photo is
+    repeated in proportion to 1/sqrt(its class's count): a class's share of the epoch grows
+    with the square root of its count, so rare classes are seen more often without a few shoe
+    photos being repeated until they are memorized."""
     _, group, counts = np.unique(masks, axis=0, return_inverse=True, return_counts=True)
     weight = 1 / np.sqrt(counts[group.ravel()])
     wanted = share * n_scans / (1 - share)
