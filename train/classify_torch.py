@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model import FashionCNN  # noqa: E402
 
-LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+from fashion_edge.dataset import LABELS  # noqa: E402  (numpy only: the baseline stays plain PyTorch)
 
 
 def timings(model, runs, batch=64):

@@ -114,6 +114,8 @@ def set_loss(logits, y, smoothing):
     log_p = F.log_softmax(logits, 1)
     y = y.bool()
     has_class = y.any(1)
+    # An empty set would sum to log(0) and poison the gradient with NaN even where torch.where
+    # discards it; counting every class instead gives log(1), a constant, for those rows.
     in_set = torch.logsumexp(log_p.masked_fill(~(y | ~has_class[:, None]), float("-inf")), 1)
     uniform = log_p.mean(1)
     return -((1 - smoothing) * torch.where(has_class, in_set, uniform) + smoothing * uniform).mean()
