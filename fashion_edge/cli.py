@@ -223,7 +223,8 @@ def webcam(source, width, height, model, threads, min_confidence, smooth, no_dis
               help="a train/train.py checkpoint: adds the PyTorch baselines, eager latency and a plain "
                    "PyTorch script's cold start (needs torch; run from a checkout, which has train/)")
 @click.option("--photo", type=click.Path(exists=True, dir_okay=False),
-              help="photo for the cold-start runs  [default: a generated 640x480 scene]")
+              help="photo for the preprocessing (scaled to 640x480) and cold-start runs  "
+                   "[default: a generated 640x480 scene]")
 @click.option("--threads", type=click.IntRange(1, 64), help="inference threads  [default: onnxruntime's choice]")
 @click.option("--runs", type=click.IntRange(50), default=500, show_default=True, help="timed single-image runs per model")
 @click.option("--json", "as_json", is_flag=True, help="print the figures as one JSON object")
