@@ -8,7 +8,7 @@ from fashion_edge import photos
 
 # Floors a little under what the shipped model measured on the development set (see the
 # README), so that a regression shows.
-FINE_FLOOR, COARSE_FLOOR, UNKNOWN_FLOOR = 0.77, 0.85, 0.64
+FINE_FLOOR, COARSE_FLOOR, UNKNOWN_FLOOR = 0.80, 0.87, 0.64
 
 
 def test_eval_on_the_development_photos(dev_photos):
