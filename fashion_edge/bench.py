@@ -66,9 +66,8 @@ def torch_eager(checkpoint, threads, runs):
     return json.loads(proc.stdout)
 
 
-def preprocessing(runs, photo=None):
-    """Photo-to-input time for a 640x480 image (the photo scaled to that size, or the scene), on one core."""
-    image = scene() if photo is None else cv2.resize(images.load(photo), (640, 480), interpolation=cv2.INTER_AREA)
+def preprocessing(runs, image):
+    """Photo-to-input time for a 640x480 image, on one core."""
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
@@ -111,6 +110,8 @@ def pipeline(clf, frames=200):
 
 def run_all(model_path=None, compare=None, checkpoint=None, threads=None, runs=500, photo=None, log=sys.stderr):
     from fashion_edge.classifier import Classifier
+    # Read first, so that an unusable photo fails before any timing is done.
+    image = scene() if photo is None else cv2.resize(images.load(photo), (640, 480), interpolation=cv2.INTER_AREA)
     clf = Classifier(model_path, threads=threads)
     models = {f"{clf.model.metadata.get('precision', 'model')} (shipped)": clf.model.run}
     if compare:
@@ -126,7 +127,7 @@ def run_all(model_path=None, compare=None, checkpoint=None, threads=None, runs=5
         else:
             results["inference"]["pytorch eager"] = eager
     print("timing preprocessing ...", file=log)
-    results["preprocess_640x480_ms"] = preprocessing(max(runs // 5, 20), photo)
+    results["preprocess_640x480_ms"] = preprocessing(max(runs // 5, 20), image)
     print("timing the webcam pipeline ...", file=log)
     results["webcam_pipeline"] = pipeline(clf)
     print("timing cold starts ...", file=log)

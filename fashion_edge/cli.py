@@ -235,7 +235,11 @@ def bench(model, compare, checkpoint, photo, threads, runs, as_json):
     on whatever machine runs it.
     """
     from fashion_edge.bench import run_all
-    results = run_all(model, compare, checkpoint, threads, runs, photo)
+    from fashion_edge.images import ImageError
+    try:
+        results = run_all(model, compare, checkpoint, threads, runs, photo)
+    except ImageError as e:  # --photo that is not a usable image
+        fail(str(e))
     if as_json:
         emit(results)
         return

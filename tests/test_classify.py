@@ -93,6 +93,13 @@ def test_bench_times_every_stage_of_a_given_photo():
     assert "timing preprocessing" in proc.stderr, "progress goes to stderr, figures to stdout"
 
 
+def test_bench_refuses_a_photo_it_cannot_read_in_one_line(tmp_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo")
+    proc = run_cli("bench", "--photo", text, check=1)
+    assert proc.stderr.strip() == f"error: {text}: not an image (or a format OpenCV cannot read); use JPEG or PNG"
+
+
 def test_the_api_takes_paths_and_arrays(classifier):
     from fashion_edge import Prediction
     by_path = classifier.predict(SHIRT)
