@@ -52,7 +52,11 @@ def decode(data, name="image"):
         raise ImageError(f"{name}: truncated JPEG (the file ends before the image does); copy it again")
     if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-32:]:
         raise ImageError(f"{name}: truncated PNG (the file ends before the image does); copy it again")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    # A phone stores a portrait photo sideways and says so in its EXIF orientation tag, which
+    # IMREAD_UNCHANGED ignores. A JPEG has no alpha or 16-bit depth to keep, so it is read as
+    # a viewer shows it, upright.
+    flags = cv2.IMREAD_ANYCOLOR if data[:2] == b"\xff\xd8" else cv2.IMREAD_UNCHANGED
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None:
         raise ImageError(f"{name}: not an image (or a format OpenCV cannot read); use JPEG or PNG")
     return normalize(image, name)

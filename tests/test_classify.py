@@ -1,5 +1,6 @@
 """`fashion-edge classify` and the Python API, as a user meets them."""
 import json
+import struct
 import subprocess
 import sys
 
@@ -98,6 +99,25 @@ def test_bench_refuses_a_photo_it_cannot_read_in_one_line(tmp_path):
     text.write_text("not a photo")
     proc = run_cli("bench", "--photo", text, check=1)
     assert proc.stderr.strip() == f"error: {text}: not an image (or a format OpenCV cannot read); use JPEG or PNG"
+
+
+def with_exif_orientation(jpeg, value):
+    """The JPEG with an EXIF block holding only the orientation tag (0x0112), as a phone writes it."""
+    tiff = b"MM\x00*" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 0x0112, 3, 1, value, 0) + struct.pack(">I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+def test_a_photo_stored_sideways_is_read_upright_as_its_exif_says(classifier, tmp_path):
+    upright = cv2.imread(str(ROOT / "samples" / "trousers.jpg"))
+    sideways = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    photo = tmp_path / "phone.jpg"
+    photo.write_bytes(with_exif_orientation(cv2.imencode(".jpg", sideways)[1].tobytes(), 6))  # 6: turn right to view
+    from fashion_edge import images
+    assert images.load(photo).shape == upright.shape
+    p = classifier.predict(photo)
+    assert p.label == "Trouser", f"read sideways: {p.label}"
+    assert p.box[3] > p.box[2], f"trousers stand taller than wide once upright, box {p.box}"
 
 
 def test_the_api_takes_paths_and_arrays(classifier):
