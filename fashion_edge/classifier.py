@@ -50,10 +50,13 @@ class Classifier:
     def prepare(self, image_or_path):
         """The model input for one photo, with the garment's box and debug images (preprocess.Prepared)."""
         if isinstance(image_or_path, (str, Path)):
-            image = images.load(image_or_path)
+            image, factor = images.load_reduced(image_or_path, preprocess.DETAIL_SIDE)
         else:
-            image = images.normalize(image_or_path)
-        return preprocess.prepare(image)
+            image, factor = images.normalize(image_or_path), 1
+        prepared = preprocess.prepare(image)
+        if factor > 1:  # the box is in the file's pixels, not the reduced image's
+            prepared.box = tuple(v * factor for v in prepared.box)
+        return prepared
 
     def predict(self, image_or_path):
         return self.predict_batch([image_or_path])[0]

@@ -11,6 +11,7 @@ import numpy as np
 
 MAX_PIXELS = 50_000_000  # 50 megapixels: above any phone's photo, far below a decompression bomb
 MIN_SIDE = 16
+REDUCED_JPEG = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm"}
 
 
@@ -40,8 +41,8 @@ def header_size(data):
     return None
 
 
-def decode(data, name="image"):
-    """Encoded image bytes -> uint8 BGR or grayscale array, or ImageError."""
+def decode(data, name="image", long_side=None):
+    """Encoded image bytes -> (uint8 BGR or grayscale array, reduction factor), or ImageError (see load_reduced)."""
     if not data:
         raise ImageError(f"{name}: empty file")
     size = header_size(data)
@@ -55,11 +56,16 @@ def decode(data, name="image"):
     # A phone stores a portrait photo sideways and says so in its EXIF orientation tag, which
     # IMREAD_UNCHANGED ignores. A JPEG has no alpha or 16-bit depth to keep, so it is read as
     # a viewer shows it, upright.
-    flags = cv2.IMREAD_ANYCOLOR if data[:2] == b"\xff\xd8" else cv2.IMREAD_UNCHANGED
+    flags, factor = cv2.IMREAD_UNCHANGED, 1
+    if data[:2] == b"\xff\xd8":
+        flags = cv2.IMREAD_ANYCOLOR
+        if long_side and size:
+            factor = max(f for f in (1, 2, 4, 8) if f == 1 or max(size) / f >= long_side)
+            flags = REDUCED_JPEG.get(factor, flags)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None:
         raise ImageError(f"{name}: not an image (or a format OpenCV cannot read); use JPEG or PNG")
-    return normalize(image, name)
+    return normalize(image, name), factor
 
 
 def normalize(image, name="image"):
@@ -88,6 +94,15 @@ def normalize(image, name="image"):
 
 def load(path):
     """An image file -> uint8 BGR or grayscale array, or ImageError."""
+    return load_reduced(path, None)[0]
+
+
+def load_reduced(path, long_side):
+    """(image, factor): as load, but a JPEG at least twice as long as long_side is decoded at
+    1/2, 1/4 or 1/8 of its size, the most that keeps its long side at least long_side, and
+    factor maps the image's pixels back to the file's (1 when not reduced). JPEG can leave out
+    the fine detail while decoding: a 12-megapixel phone photo reads in a quarter of the time.
+    """
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image file, and holds no images; "
@@ -98,7 +113,7 @@ def load(path):
         raise ImageError(f"{path}: no such file; check the path") from None
     except OSError as e:
         raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
-    return decode(data, str(path))
+    return decode(data, str(path), long_side)
 
 
 def expand(inputs):

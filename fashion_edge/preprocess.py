@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 SEGMENT_SIDE = 64        # segmentation works on a copy this big: fast, and fine enough for a 28x28 result
+DETAIL_SIDE = 640        # a photo larger than this shows nothing more at 28x28: files are read reduced to it
 BORDER = 0.06            # share of each side taken as background samples
 BACKGROUND_COLOURS = 6   # clusters of border colours: floors and rugs are rarely one colour
 RARE_BORDER_COLOUR = 0.08  # border colours rarer than this are taken for the garment, not background

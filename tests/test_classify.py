@@ -120,6 +120,18 @@ def test_a_photo_stored_sideways_is_read_upright_as_its_exif_says(classifier, tm
     assert p.box[3] > p.box[2], f"trousers stand taller than wide once upright, box {p.box}"
 
 
+def test_a_large_photo_is_read_reduced_and_boxed_in_its_own_pixels(classifier, tmp_path):
+    from fashion_edge import images, preprocess
+    sample = ROOT / "samples" / "trousers.jpg"
+    photo = tmp_path / "12mp.jpg"
+    cv2.imwrite(str(photo), cv2.resize(cv2.imread(str(sample)), None, fx=10, fy=10, interpolation=cv2.INTER_CUBIC))
+    image, factor = images.load_reduced(photo, preprocess.DETAIL_SIDE)
+    assert (factor, image.shape) == (4, (640, 480, 3)), "2560x1920 decoded at a quarter: 640 is enough"
+    small, large = classifier.predict(sample), classifier.predict(photo)
+    assert small.label == large.label == "Trouser"
+    assert np.allclose(large.box, 10 * np.array(small.box), atol=0.03 * 2560), (small.box, large.box)
+
+
 def test_the_api_takes_paths_and_arrays(classifier):
     from fashion_edge import Prediction
     by_path = classifier.predict(SHIRT)
