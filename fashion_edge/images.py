@@ -60,7 +60,7 @@ def decode(data, name="image", long_side=None):
     if data[:2] == b"\xff\xd8":
         flags = cv2.IMREAD_ANYCOLOR
         if long_side and size:
-            factor = max(f for f in (1, 2, 4, 8) if f == 1 or max(size) / f >= long_side)
+            factor = max(f for f in (1, 2, 4, 8) if f == 1 or (max(size) / f >= long_side and min(size) / f >= MIN_SIDE))
             flags = REDUCED_JPEG.get(factor, flags)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None:
