@@ -109,11 +109,11 @@ def with_exif_orientation(jpeg, value):
 
 
 def test_a_photo_stored_sideways_is_read_upright_as_its_exif_says(classifier, tmp_path):
+    from fashion_edge import images
     upright = cv2.imread(str(ROOT / "samples" / "trousers.jpg"))
     sideways = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)
     photo = tmp_path / "phone.jpg"
     photo.write_bytes(with_exif_orientation(cv2.imencode(".jpg", sideways)[1].tobytes(), 6))  # 6: turn right to view
-    from fashion_edge import images
     assert images.load(photo).shape == upright.shape
     p = classifier.predict(photo)
     assert p.label == "Trouser", f"read sideways: {p.label}"
