@@ -86,9 +86,7 @@ def segment_by_colour(small):
     dist = cv2.GaussianBlur(dist, (5, 5), 0)
     otsu, _ = cv2.threshold(np.clip(dist * 2, 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     rough = dist * 2 > max(otsu, 24)
-    framed = np.full((h, w), cv2.GC_PR_FGD, np.uint8)
-    framed[:b], framed[-b:], framed[:, :b], framed[:, -b:] = cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD
-    seeds = [framed]
+    seeds = [framed(h, w)]
     if 0.05 < rough.mean() < 0.9:
         from_colour = np.where(rough, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
         from_colour[dist * 2 < max(otsu, 24) / 3] = cv2.GC_BGD
@@ -97,10 +95,8 @@ def segment_by_colour(small):
     # garment's and the background's own colours and prefers smooth boundaries. When the
     # border's colours explain almost nothing or everything, or that finds nothing, it
     # starts instead from the photographer's framing: a garment in the middle.
-    for gc in seeds:
-        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        cv2.grabCut(small, gc, None, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
-        mask = clean(np.where((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD), 255, 0).astype(np.uint8))
+    for seed in seeds:
+        mask = grabcut(small, seed, GRABCUT_ITERATIONS)
         if mask.mean() > 255 * MIN_GARMENT_AREA:
             return mask
     # GrabCut can talk itself out of a garment whose colours the whole photo shares; the
@@ -121,18 +117,28 @@ def grow(small, mask):
     from 81% to 87%; thresholds of 0.2 and 0.3 gained less. It costs a second GrabCut: about
     2 ms more on such a photo.
     """
-    h, w = small.shape[:2]
-    b = max(1, round(BORDER * min(h, w)))
-    gc = np.full((h, w), cv2.GC_PR_FGD, np.uint8)
-    gc[:b], gc[-b:], gc[:, :b], gc[:, -b:] = cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD
-    gc[mask > 0] = cv2.GC_FGD  # also on the border, where a garment runs off the photo
-    if not (gc == cv2.GC_BGD).any():
+    seed = framed(*small.shape[:2])
+    seed[mask > 0] = cv2.GC_FGD  # also on the border, where a garment runs off the photo
+    if not (seed == cv2.GC_BGD).any():
         return mask
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(small, gc, None, bgd, fgd, GROW_ITERATIONS, cv2.GC_INIT_WITH_MASK)
-    grown = clean(np.where((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD), 255, 0).astype(np.uint8))
+    grown = grabcut(small, seed, GROW_ITERATIONS)
     # Nearly the whole photo means GrabCut found no edge: keep what colour found.
     return grown if 2 * mask.mean() <= grown.mean() < 255 * 0.95 else mask
+
+
+def framed(h, w):
+    """A GrabCut seed from the photographer's framing: the border is background, the rest maybe garment."""
+    b = max(1, round(BORDER * min(h, w)))
+    seed = np.full((h, w), cv2.GC_PR_FGD, np.uint8)
+    seed[:b], seed[-b:], seed[:, :b], seed[:, -b:] = cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD
+    return seed
+
+
+def grabcut(small, seed, iterations):
+    """The cleaned garment mask GrabCut draws from a seed of GC_* labels (which it overwrites)."""
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.grabCut(small, seed, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    return clean(np.where((seed == cv2.GC_FGD) | (seed == cv2.GC_PR_FGD), 255, 0).astype(np.uint8))
 
 
 def clean(mask):
