@@ -21,6 +21,8 @@ GRABCUT_ITERATIONS = 2
 MIN_GARMENT_AREA = 0.02  # a mask smaller than this share of the photo means "no garment found"
 GROW_BELOW = 0.4         # a mask smaller than this share of the photo is grown (see grow())
 GROW_ITERATIONS = 1      # its seed is most of the answer: a second iteration cost 0.4 ms a photo and gained nothing
+FILL_BELOW = 0.2         # a mask still smaller than this share after growing is tried once more (see centred())
+CENTRE = 1 / 3           # share of each side, around the photo's centre, that centred() takes for garment
 
 
 @dataclass
@@ -64,7 +66,11 @@ def prepare(image):
 def segment(small):
     """uint8 mask (255 = garment) of a small BGR photo."""
     mask = segment_by_colour(small)
-    return grow(small, mask) if 0 < mask.mean() < 255 * GROW_BELOW else mask
+    if 0 < mask.mean() < 255 * GROW_BELOW:
+        mask = grow(small, mask)
+    if 0 < mask.mean() < 255 * FILL_BELOW:
+        mask = centred(small, mask)
+    return mask
 
 
 def segment_by_colour(small):
@@ -124,6 +130,29 @@ def grow(small, mask):
     grown = grabcut(small, seed, GROW_ITERATIONS)
     # Nearly the whole photo means GrabCut found no edge: keep what colour found.
     return grown if 2 * mask.mean() <= grown.mean() < 255 * 0.95 else mask
+
+
+def centred(small, mask):
+    """A larger mask from GrabCut told that the middle of the photo is garment, when it finds one.
+
+    A mask still small after grow() most often means the garment fills the photo: its colours
+    run all along the border, so they were taken for background, and what stood out was its
+    print, a hood or a seam of the floor's tiles. The middle of a phone photo is garment, so
+    GrabCut is told that outright. A small garment in front of a plain wall (a webcam) is
+    right already, and there the middle is wall: GrabCut then finds little beyond what it was
+    told, so the answer is taken only when it is at least twice both the small mask and the
+    told middle. On the development photos this raised fine accuracy from 82.4% to 84.1%
+    (coarse 89.7% to 91.0%), on held-out training photos from 86.9% to 88.1%, and left the
+    tests' webcam clip at 81% right; seeding the middle fifth or half of each side did no
+    better than a third. It costs one more GrabCut, on about one photo in twenty.
+    """
+    h, w = small.shape[:2]
+    seed = framed(h, w)
+    y, x = round(h * (1 - CENTRE) / 2), round(w * (1 - CENTRE) / 2)
+    seed[y:h - y, x:w - x] = cv2.GC_FGD
+    told = 255 * (seed == cv2.GC_FGD).mean()
+    found = grabcut(small, seed, GRABCUT_ITERATIONS)
+    return found if max(2 * mask.mean(), 2 * told) <= found.mean() < 255 * 0.95 else mask
 
 
 def framed(h, w):
