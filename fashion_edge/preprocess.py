@@ -144,13 +144,13 @@ def centred(small, mask):
     misses most of it: a mask covering a third of the middle is kept without a second look
     (on the tests' webcam clip every such mask covers at least 35% of the middle; on the
     development photos the masks that this improved covered at most 28%; without this look
-    the clip ran at 106 frames/s instead of 148). Where the middle is
-    wall after all, GrabCut finds little beyond what it was told, so its answer is taken only
-    when it is at least twice both the small mask and the told middle. On the development
-    photos this raised fine accuracy from 82.4% to 84.1% (coarse 89.7% to 91.0%), on held-out
-    training photos from 86.9% to 88.1%, and left the tests' webcam clip at 81% right; seeding
-    the middle fifth or half of each side did no better than a third. It costs one more
-    GrabCut, on about one photo in thirty.
+    the clip ran at 106 frames/s instead of 148). Where the middle is wall after all,
+    GrabCut finds little beyond what it was told, so its answer is taken only when it is at
+    least twice both the small mask and the told middle. On the development photos this
+    raised fine accuracy from 82.4% to 84.1% (coarse 89.7% to 91.0%), on held-out training
+    photos from 86.9% to 88.1%, and left the tests' webcam clip at 81% right; seeding the
+    middle fifth or half of each side did no better than a third. It costs one more GrabCut,
+    on about one photo in thirty.
     """
     h, w = small.shape[:2]
     y, x = round(h * (1 - CENTRE) / 2), round(w * (1 - CENTRE) / 2)
