@@ -24,6 +24,7 @@ GROW_ITERATIONS = 1      # its seed is most of the answer: a second iteration co
 FILL_BELOW = 0.2         # a mask still smaller than this share after growing is tried once more (see centred())
 CENTRE = 1 / 3           # share of each side, around the photo's centre, that centred() takes for garment
 MIDDLE_FOUND = 1 / 3     # a small mask covering this share of that middle is a whole garment: centred() leaves it
+NO_EDGE = 0.95           # a larger mask than this share means GrabCut found no edge: grow() and centred() keep the old one
 
 
 @dataclass
@@ -129,8 +130,7 @@ def grow(small, mask):
     if not (seed == cv2.GC_BGD).any():
         return mask
     grown = grabcut(small, seed, GROW_ITERATIONS)
-    # Nearly the whole photo means GrabCut found no edge: keep what colour found.
-    return grown if 2 * mask.mean() <= grown.mean() < 255 * 0.95 else mask
+    return grown if 2 * mask.mean() <= grown.mean() < 255 * NO_EDGE else mask
 
 
 def centred(small, mask):
@@ -160,7 +160,7 @@ def centred(small, mask):
     seed[y:h - y, x:w - x] = cv2.GC_FGD
     told = 255 * (seed == cv2.GC_FGD).mean()
     found = grabcut(small, seed, GRABCUT_ITERATIONS)
-    return found if max(2 * mask.mean(), 2 * told) <= found.mean() < 255 * 0.95 else mask
+    return found if max(2 * mask.mean(), 2 * told) <= found.mean() < 255 * NO_EDGE else mask
 
 
 def framed(h, w):
