@@ -41,6 +41,15 @@ def test_a_short_run_writes_every_artifact(trained):
     assert not list(trained.glob("*.tmp"))
 
 
+def test_bf16_mixed_precision_learns_as_well_and_saves_float32_weights(trained, tmp_path):
+    run(TRAIN + ["--epochs", "2", "--bf16", "--output", tmp_path] + QUICK)
+    fp32 = json.loads((trained / "metrics.json").read_text())["test_accuracy"]
+    bf16 = json.loads((tmp_path / "metrics.json").read_text())["test_accuracy"]
+    assert abs(bf16 - fp32) < 0.05, (bf16, fp32)
+    weights = torch.load(tmp_path / "best.pt", weights_only=False)["model"]
+    assert all(w.dtype in (torch.float32, torch.int64) for w in weights.values())
+
+
 def test_a_run_with_photos_learns_from_them_beside_the_scans(data_dir, train_photos, tmp_path):
     # A few photos of every folder, with the set's own README as the class mapping.
     few = tmp_path / "photos"
