@@ -65,7 +65,7 @@ def parse_args(argv=None):
 def load_checkpoint(path):
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        model = FashionCNN()
+        model = FashionCNN(width=ckpt["args"].get("width", 32))
         model.load_state_dict(ckpt["model"])
     except FileNotFoundError:
         sys.exit(f"error: {path}: no such checkpoint; train one with train/train.py --output DIR")

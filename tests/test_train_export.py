@@ -93,8 +93,11 @@ def test_ctrl_c_saves_and_resume_continues_exactly(data_dir, tmp_path):
     run(TRAIN + ["--epochs", "3", "--output", straight] + QUICK)
 
     broken = tmp_path / "broken"
+    # Ctrl-C in a terminal reaches a process whose SIGINT is at its default; a test run started
+    # in the background (`pytest &`) would otherwise hand the script an ignored SIGINT.
     proc = subprocess.Popen([str(c) for c in TRAIN + ["--epochs", "3", "--output", broken] + QUICK],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while not (broken / "metrics.json").exists() and time.time() < deadline:
         time.sleep(0.05)

@@ -51,8 +51,9 @@ def main():
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = FashionCNN()
-    model.load_state_dict(torch.load(args.checkpoint, map_location="cpu", weights_only=False)["model"])
+    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    model = FashionCNN(width=ckpt["args"].get("width", 32))
+    model.load_state_dict(ckpt["model"])
     model.eval()
     if args.time:
         print(json.dumps(timings(model, args.time)))

@@ -14,15 +14,16 @@ def conv_bn_relu(c_in, c_out):
 
 
 class FashionCNN(nn.Module):
-    def __init__(self, num_classes=10, embedding_dim=256, dropout=0.2):
+    def __init__(self, num_classes=10, embedding_dim=256, dropout=0.2, width=32):
         super().__init__()
+        w = width  # channels of the first stage; each stage doubles them
         self.features = nn.Sequential(
-            conv_bn_relu(1, 32), conv_bn_relu(32, 32), nn.MaxPool2d(2),  # [N, 32, 14, 14]
-            conv_bn_relu(32, 64), conv_bn_relu(64, 64), nn.MaxPool2d(2),  # [N, 64, 7, 7]
-            conv_bn_relu(64, 128), conv_bn_relu(128, 128), nn.MaxPool2d(2),  # [N, 128, 3, 3]
+            conv_bn_relu(1, w), conv_bn_relu(w, w), nn.MaxPool2d(2),              # [N, w, 14, 14]
+            conv_bn_relu(w, 2 * w), conv_bn_relu(2 * w, 2 * w), nn.MaxPool2d(2),  # [N, 2w, 7, 7]
+            conv_bn_relu(2 * w, 4 * w), conv_bn_relu(4 * w, 4 * w), nn.MaxPool2d(2),  # [N, 4w, 3, 3]
         )
         self.embedding = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(128 * 3 * 3, embedding_dim), nn.ReLU(inplace=True)
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * w * 3 * 3, embedding_dim), nn.ReLU(inplace=True)
         )                                                                 # [N, 256]
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(embedding_dim, num_classes))  # [N, 10]
 
