@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "train"))
 sys.path.insert(0, str(ROOT))
-from model import FashionCNN  # noqa: E402
+from model import from_checkpoint  # noqa: E402
 
 from fashion_edge import dataset  # noqa: E402
 
@@ -65,15 +65,14 @@ def parse_args(argv=None):
 def load_checkpoint(path):
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        model = FashionCNN(width=ckpt["args"].get("width", 32))
-        model.load_state_dict(ckpt["model"])
+        model = from_checkpoint(ckpt)
     except FileNotFoundError:
         sys.exit(f"error: {path}: no such checkpoint; train one with train/train.py --output DIR")
     except (RuntimeError, KeyError, TypeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
         reason = str(e).strip().splitlines()[0][:160]
         sys.exit(f"error: {path}: not a checkpoint of this project's FashionCNN ({reason}); "
                  "pass best.pt or last.pt from train/train.py")
-    return model.eval(), ckpt
+    return model, ckpt
 
 
 def export_fp32(model, path):

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import FashionCNN  # noqa: E402
+from model import from_checkpoint  # noqa: E402
 
 from fashion_edge.dataset import LABELS  # noqa: E402  (numpy only: the baseline stays plain PyTorch)
 
@@ -51,10 +51,7 @@ def main():
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    model = FashionCNN(width=ckpt["args"].get("width", 32))
-    model.load_state_dict(ckpt["model"])
-    model.eval()
+    model = from_checkpoint(torch.load(args.checkpoint, map_location="cpu", weights_only=False))
     if args.time:
         print(json.dumps(timings(model, args.time)))
         return

@@ -18,8 +18,8 @@ class FashionCNN(nn.Module):
         super().__init__()
         w = width  # channels of the first stage; each stage doubles them
         self.features = nn.Sequential(
-            conv_bn_relu(1, w), conv_bn_relu(w, w), nn.MaxPool2d(2),              # [N, w, 14, 14]
-            conv_bn_relu(w, 2 * w), conv_bn_relu(2 * w, 2 * w), nn.MaxPool2d(2),  # [N, 2w, 7, 7]
+            conv_bn_relu(1, w), conv_bn_relu(w, w), nn.MaxPool2d(2),                  # [N, w, 14, 14]
+            conv_bn_relu(w, 2 * w), conv_bn_relu(2 * w, 2 * w), nn.MaxPool2d(2),      # [N, 2w, 7, 7]
             conv_bn_relu(2 * w, 4 * w), conv_bn_relu(4 * w, 4 * w), nn.MaxPool2d(2),  # [N, 4w, 3, 3]
         )
         self.embedding = nn.Sequential(
@@ -34,3 +34,11 @@ class FashionCNN(nn.Module):
     def forward(self, x):
         """Pixels [N, 1, 28, 28] in [0, 1] -> logits [N, 10] (softmax is applied at export)."""
         return self.classifier(self.embed(x))
+
+
+def from_checkpoint(ckpt):
+    """The saved (averaged) model of a train.py checkpoint, built as wide as it was trained."""
+    given = {"width": ckpt["args"]["width"]} if "width" in ckpt["args"] else {}  # older checkpoints: the default
+    model = FashionCNN(**given)
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
