@@ -82,6 +82,13 @@ def export_fp32(model, path):
     onnx.checker.check_model(str(path))
 
 
+def as_flags(train_args):
+    """A checkpoint's train.py arguments as the flags that give them back (a switch that was on is bare)."""
+    # `is` tests: 0 == False, and --erase 0 must not be dropped for the default to creep back in.
+    return " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in train_args.items()
+                    if v is not None and v is not False and k not in ("resume", "data_dir"))
+
+
 def quantize(fp32_path, int8_path, calibration):
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -175,10 +182,8 @@ def main(argv=None):
                           top1_agreement=float((int8_pred == fp32_pred).mean()),
                           int8_bytes=final.stat().st_size, int8_latency_ms=latency_ms(int8, test_pixels))
         accuracy = report["int8_test_accuracy" if args.quantize else "fp32_test_accuracy"]
-        train_args = ckpt.get("args", {})
-        recipe = ("python train/train.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in train_args.items()
-                                                     if v not in (None, False) and k not in ("resume", "data_dir"))
-                  + f"; python export/to_onnx.py --checkpoint CKPT --output OUT{' --quantize' if args.quantize else ''}")
+        recipe = (f"python train/train.py {as_flags(ckpt.get('args', {}))}; python export/to_onnx.py --checkpoint CKPT"
+                  f" --output OUT{' --quantize' if args.quantize else ''} --min-confidence {args.min_confidence}")
         write_metadata(final, {
             "labels": dataset.LABELS, "input": INPUT_CONVENTION, "recipe": recipe,
             "test_accuracy": f"{accuracy:.4f}", "precision": "int8" if args.quantize else "fp32",

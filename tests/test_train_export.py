@@ -1,5 +1,6 @@
 """Training and export, run as a user runs them: the real scripts on the real data."""
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -49,6 +50,15 @@ def test_bf16_mixed_precision_learns_as_well_and_saves_float32_weights(trained, 
     weights = torch.load(tmp_path / "best.pt", weights_only=False)["model"]
     assert all(w.dtype in (torch.float32, torch.int64) for w in weights.values())
 
+
+
+def test_the_recipe_written_into_the_model_reruns_the_same_training(tmp_path):
+    sys.path.insert(0, str(ROOT / "train"))
+    sys.path.insert(0, str(ROOT / "export"))
+    from to_onnx import as_flags
+    from train import parse_args
+    args = vars(parse_args(["--bf16", "--erase", "0", "--width", "40", "--output", str(tmp_path)]))
+    assert vars(parse_args(shlex.split(as_flags(args)))) == args
 
 def test_a_run_with_photos_learns_from_them_beside_the_scans(data_dir, train_photos, tmp_path):
     # A few photos of every folder, with the set's own README as the class mapping.
