@@ -47,10 +47,9 @@ def test_every_frame_of_a_file_is_classified_in_order(clip):
     assert set(frames[0]) == {"frame", "time", "label", "class_id", "confidence", "top_k", "box", "fps"}
     # The label is smoothed over the last 5 frames, so it needs a few frames to follow a
     # garment that replaces another at once; count the frames after that.
-    # The shipped model gets 81% of them right (a few frames come back "unknown"); a broken
-    # pipeline gets chance, 10%.
+    # The shipped model gets 88% of them right; a broken pipeline gets chance, 10%.
     settled = [f["class_id"] == t for i, (f, t) in enumerate(zip(frames, truth)) if i % FRAMES_PER_ITEM >= 5]
-    assert np.mean(settled) > 0.75, f"only {np.mean(settled):.0%} of settled frames right"
+    assert np.mean(settled) > 0.8, f"only {np.mean(settled):.0%} of settled frames right"
     assert f"{len(truth)} frames in" in err and "fps" in err
 
 
