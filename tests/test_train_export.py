@@ -51,7 +51,6 @@ def test_bf16_mixed_precision_learns_as_well_and_saves_float32_weights(trained, 
     assert all(w.dtype in (torch.float32, torch.int64) for w in weights.values())
 
 
-
 def test_the_recipe_written_into_the_model_reruns_the_same_training(tmp_path):
     sys.path.insert(0, str(ROOT / "train"))
     sys.path.insert(0, str(ROOT / "export"))
@@ -59,6 +58,7 @@ def test_the_recipe_written_into_the_model_reruns_the_same_training(tmp_path):
     from train import parse_args
     args = vars(parse_args(["--bf16", "--erase", "0", "--width", "40", "--output", str(tmp_path)]))
     assert vars(parse_args(shlex.split(as_flags(args)))) == args
+
 
 def test_a_run_with_photos_learns_from_them_beside_the_scans(data_dir, train_photos, tmp_path):
     # A few photos of every folder, with the set's own README as the class mapping.
