@@ -100,12 +100,12 @@ def test_a_shoe_photo_may_be_any_footwear_class():
 
 def test_ctrl_c_saves_and_resume_continues_exactly(data_dir, tmp_path):
     straight = tmp_path / "straight"
-    run(TRAIN + ["--epochs", "3", "--output", straight] + QUICK)
+    run(TRAIN + ["--epochs", "3", "--width", "16", "--output", straight] + QUICK)
 
     broken = tmp_path / "broken"
     # Ctrl-C in a terminal reaches a process whose SIGINT is at its default; a test run started
     # in the background (`pytest &`) would otherwise hand the script an ignored SIGINT.
-    proc = subprocess.Popen([str(c) for c in TRAIN + ["--epochs", "3", "--output", broken] + QUICK],
+    proc = subprocess.Popen([str(c) for c in TRAIN + ["--epochs", "3", "--width", "16", "--output", broken] + QUICK],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
@@ -118,7 +118,8 @@ def test_ctrl_c_saves_and_resume_continues_exactly(data_dir, tmp_path):
     done = torch.load(broken / "last.pt", weights_only=False)["epoch"]
     assert done < 3
 
-    resumed = run(TRAIN + ["--epochs", "3", "--output", broken, "--resume"] + QUICK)
+    # As the help says: --output and --resume alone; the run's own settings come from last.pt.
+    resumed = run(TRAIN + ["--output", broken, "--resume"])
     assert f"resumed from {broken / 'last.pt'} after epoch {done}" in resumed.stderr
     a = json.loads((straight / "metrics.json").read_text())
     b = json.loads((broken / "metrics.json").read_text())

@@ -53,7 +53,8 @@ def parse_args(argv=None):
                         "recent GPUs, slower on other CPUs")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--output", required=True, help="run folder for checkpoints, metrics and plots")
-    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUTPUT/last.pt, with the settings the run was started with")
     p.add_argument("--limit", type=int, help="use only the first N training images (quick runs)")
     return p.parse_args(argv)
 
@@ -241,6 +242,14 @@ def plot(metrics, out, test_preds=None, test_labels=None):
 def main(argv=None):
     args = parse_args(argv)
     out = Path(args.output)
+    last = None
+    if args.resume:
+        if not (out / "last.pt").exists():
+            sys.exit(f"error: {out / 'last.pt'}: nothing to resume; start the run without --resume")
+        last = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+        # The run goes on as it was started (width, photos, schedule...); only where it runs may change.
+        here = {k: getattr(args, k) for k in ("output", "resume", "data_dir", "device", "workers")}
+        args = argparse.Namespace(**{**vars(args), **last["args"], **here})
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
@@ -282,15 +291,14 @@ def main(argv=None):
     # An exponential moving average of the weights generalizes better than the last step's
     # weights; it is what is evaluated, saved as "model" and exported.
     ema = AveragedModel(model, avg_fn=ema_update(args.ema), use_buffers=True)
-    if args.resume:
-        ckpt = torch.load(out / "last.pt", map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["train_model"])
-        ema.load_state_dict(ckpt["ema"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        gen.set_state(ckpt["generator"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        start_epoch, best_score, metrics = ckpt["epoch"], ckpt["best_score"], ckpt["metrics"]
+    if last:
+        model.load_state_dict(last["train_model"])
+        ema.load_state_dict(last["ema"])
+        optimizer.load_state_dict(last["optimizer"])
+        scheduler.load_state_dict(last["scheduler"])
+        gen.set_state(last["generator"])
+        torch.set_rng_state(last["torch_rng"])
+        start_epoch, best_score, metrics = last["epoch"], last["best_score"], last["metrics"]
         print(f"resumed from {out / 'last.pt'} after epoch {start_epoch}", file=sys.stderr)
 
     n_params = sum(p.numel() for p in model.parameters())
