@@ -60,6 +60,13 @@ def test_the_recipe_written_into_the_model_reruns_the_same_training(tmp_path):
     assert vars(parse_args(shlex.split(as_flags(args)))) == args
 
 
+def test_fine_tuning_takes_the_width_of_the_checkpoint_it_starts_from(tmp_path):
+    run(TRAIN + ["--epochs", "1", "--width", "8", "--output", tmp_path / "narrow"] + QUICK)
+    tuned = run(TRAIN + ["--epochs", "1", "--init", tmp_path / "narrow" / "last.pt", "--output", tmp_path / "tuned"]
+                + QUICK)
+    assert "initialized from" in tuned.stderr
+    assert torch.load(tmp_path / "tuned" / "last.pt", weights_only=False)["args"]["width"] == 8
+
 def test_a_run_with_photos_learns_from_them_beside_the_scans(data_dir, train_photos, tmp_path):
     # A few photos of every folder, with the set's own README as the class mapping.
     few = tmp_path / "photos"

@@ -32,7 +32,8 @@ def parse_args(argv=None):
     p.add_argument("--photos", help="folder-per-class real photos to learn from beside Fashion-MNIST")
     p.add_argument("--photo-weight", type=float, default=0.25, help="share of each epoch's images that are photos")
     p.add_argument("--photo-views", type=int, default=5, help="differently framed copies of each training photo")
-    p.add_argument("--init", help="start from this checkpoint's weights (fine-tuning), not from scratch")
+    p.add_argument("--init", help="start from this checkpoint's weights (fine-tuning), not from scratch; "
+                   "the network takes its width")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1, help="peak learning rate of the one-cycle schedule")
@@ -250,6 +251,10 @@ def main(argv=None):
         # The run goes on as it was started (width, photos, schedule...); only where it runs may change.
         here = {k: getattr(args, k) for k in ("output", "resume", "data_dir", "device", "workers")}
         args = argparse.Namespace(**{**vars(args), **last["args"], **here})
+    init = None
+    if args.init:
+        init = torch.load(args.init, map_location="cpu", weights_only=False)
+        args.width = init["args"].get("width", args.width)  # its weights fit no other width
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
@@ -285,8 +290,8 @@ def main(argv=None):
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs,
                                                     steps_per_epoch=len(loader))
     start_epoch, best_score, metrics = 0, 0.0, []
-    if args.init:
-        model.load_state_dict(torch.load(args.init, map_location=device, weights_only=False)["model"])
+    if init:
+        model.load_state_dict(init["model"])
         print(f"initialized from {args.init}", file=sys.stderr)
     # An exponential moving average of the weights generalizes better than the last step's
     # weights; it is what is evaluated, saved as "model" and exported.
