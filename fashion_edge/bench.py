@@ -76,6 +76,19 @@ def preprocessing(runs, image):
         cv2.setNumThreads(threads)
 
 
+def preparation_throughput(clf, image, count=64):
+    """Photos a second that Classifier.prepare_all gets through on the classifier's threads, beside one thread."""
+    from fashion_edge.classifier import Classifier
+
+    def rate(c):
+        c.prepare_all([image] * 4)
+        t = time.perf_counter()
+        c.prepare_all([image] * count)
+        return count / (time.perf_counter() - t)
+    return {"threads": clf.threads, "photos_per_s": rate(clf),
+            "one_thread_photos_per_s": rate(Classifier(clf.model, threads=1))}
+
+
 def cold_start(photo, checkpoint=None, repeats=5):
     """Wall time of a whole `fashion-edge classify PHOTO` process, beside a plain PyTorch script doing the same."""
     def wall(cmd):
@@ -128,6 +141,7 @@ def run_all(model_path=None, compare=None, checkpoint=None, threads=None, runs=5
             results["inference"]["pytorch eager"] = eager
     print("timing preprocessing ...", file=log)
     results["preprocess_640x480_ms"] = preprocessing(max(runs // 5, 20), image)
+    results["preparation_throughput"] = preparation_throughput(clf, image)
     print("timing the webcam pipeline ...", file=log)
     results["webcam_pipeline"] = pipeline(clf)
     print("timing cold starts ...", file=log)

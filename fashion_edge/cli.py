@@ -49,7 +49,8 @@ def main():
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--top-k", type=click.IntRange(1, 10), default=3, show_default=True, help="classes listed per input")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), help=MODEL_HELP)
-@click.option("--threads", type=click.IntRange(1, 64), help="inference threads  [default: onnxruntime's choice]")
+@click.option("--threads", type=click.IntRange(1, 64),
+              help="threads that prepare photos and run the model  [default: one per core; onnxruntime's choice]")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True, help="images per inference call")
 @click.option("--min-confidence", type=click.FloatRange(0, 1),
               help="below this top-class probability the answer is 'unknown'  [default: the model's own, "
@@ -253,6 +254,10 @@ def bench(model, compare, checkpoint, photo, threads, runs, as_json):
                    f"throughput x{r['batch_images_per_s'] / base['batch_images_per_s']:.2f}")
     pre = results["preprocess_640x480_ms"]
     click.echo(f"preprocessing a 640x480 photo, one core: p50 {pre['p50']:.2f} ms  p90 {pre['p90']:.2f} ms  p99 {pre['p99']:.2f} ms")
+    many = results["preparation_throughput"]
+    click.echo(f"preparing many photos on {many['threads']} threads: {many['photos_per_s']:.0f} photos/s; "
+               f"one thread {many['one_thread_photos_per_s']:.0f} photos/s; "
+               f"x{many['photos_per_s'] / many['one_thread_photos_per_s']:.2f}")
     pipe = results["webcam_pipeline"]
     click.echo(f"webcam pipeline on a 640x480 video: {pipe['fps']:.0f} frames/s; per frame "
                + ", ".join(f"{k} {v:.2f} ms" for k, v in pipe["stage_ms"].items()))

@@ -86,10 +86,11 @@ def test_info_reads_the_model_metadata():
 def test_bench_times_every_stage_of_a_given_photo():
     proc = run_cli("bench", "--runs", 50, "--photo", SHIRT, "--json", check=0)
     figures = json.loads(proc.stdout)
-    assert set(figures) == {"inference", "preprocess_640x480_ms", "webcam_pipeline", "cold_start"}
+    assert set(figures) == {"inference", "preprocess_640x480_ms", "preparation_throughput", "webcam_pipeline", "cold_start"}
     assert list(figures["inference"]) == ["int8 (shipped)"]
     assert 0 < figures["inference"]["int8 (shipped)"]["p50"] <= figures["inference"]["int8 (shipped)"]["p99"]
     assert 0 < figures["preprocess_640x480_ms"]["p50"] and figures["webcam_pipeline"]["fps"] > 0
+    assert figures["preparation_throughput"]["one_thread_photos_per_s"] > 0
     assert figures["cold_start"]["fashion_edge_s"] > 0
     assert "timing preprocessing" in proc.stderr, "progress goes to stderr, figures to stdout"
 

@@ -87,3 +87,13 @@ def test_a_photo_set_without_a_mapping_is_one_line(tmp_path):
     (tmp_path / "README.md").write_text("no table here\n")
     proc = run_cli("eval", "--photos", tmp_path, check=1)
     assert "no table row names a sub-folder" in proc.stderr
+
+
+def test_photos_prepared_on_several_threads_give_the_same_answers_in_order(dev_photos, tmp_path):
+    inputs = [dev_photos / "dress", tmp_path / "missing.jpg", dev_photos / "shoes"]
+    one = run_cli("classify", "--json", "--threads", 1, *inputs, check=1)
+    many = run_cli("classify", "--json", "--threads", 4, "--batch-size", 16, *inputs, check=1)
+    lines = [json.loads(line) for line in many.stdout.splitlines()]
+    assert len(lines) == 32 + 1 + 26
+    assert set(lines[32]) == {"path", "error"} and lines[32]["path"] == str(tmp_path / "missing.jpg")
+    assert many.stdout == one.stdout
