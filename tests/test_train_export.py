@@ -81,6 +81,12 @@ def test_distillation_teaches_what_the_teachers_predict(trained, tmp_path):
     assert json.loads((tmp_path / "taught" / "metrics.json").read_text())["test_accuracy"] < 0.2
 
 
+def test_a_teacher_that_saw_the_validation_images_is_refused_in_one_line(trained, tmp_path):
+    proc = run(TRAIN + ["--teacher", trained / "last.pt", "--seed", "2", "--output", tmp_path] + QUICK, check=1)
+    assert proc.stderr.strip().endswith("so it has seen this run's validation images; train with the same --seed and --val-size")
+    assert "Traceback" not in proc.stderr
+
+
 def test_a_run_with_photos_learns_from_them_beside_the_scans(data_dir, train_photos, tmp_path):
     # A few photos of every folder, with the set's own README as the class mapping.
     few = tmp_path / "photos"

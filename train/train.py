@@ -184,13 +184,27 @@ def evaluate(model, x, y, device, batch_size=1000):
 
 
 @torch.no_grad()
-def teachers_predict(paths, x, device, batch_size=1000):
-    """The averaged probabilities of the checkpoints at `paths` on pixels x [N, 1, 28, 28]."""
+def teachers_predict(teachers, x, device, batch_size=1000):
+    """The averaged probabilities of the teacher checkpoints on pixels x [N, 1, 28, 28]."""
     total = torch.zeros(len(x), 10)
-    for path in paths:
-        teacher = from_checkpoint(torch.load(path, map_location="cpu", weights_only=False)).to(device)
+    for ckpt in teachers:
+        teacher = from_checkpoint(ckpt).to(device)
         total += torch.cat([teacher(x[i:i + batch_size].to(device)).softmax(1).cpu() for i in range(0, len(x), batch_size)])
-    return total / len(paths)
+    return total / len(teachers)
+
+
+def load_teachers(paths, args):
+    teachers = []
+    for path in paths or []:
+        if not Path(path).is_file():
+            sys.exit(f"error: {path}: no such checkpoint; --teacher takes the last.pt or best.pt of train.py runs")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        # Another split would have shown the teacher this run's validation images.
+        if (ckpt["args"]["seed"], ckpt["args"]["val_size"]) != (args.seed, args.val_size):
+            sys.exit(f"error: {path} was trained with --seed {ckpt['args']['seed']} --val-size {ckpt['args']['val_size']}, "
+                     f"so it has seen this run's validation images; train with the same --seed and --val-size")
+        teachers.append(ckpt)
+    return teachers
 
 
 def to_pixels(images):
@@ -281,6 +295,7 @@ def main(argv=None):
     if args.init:
         init = torch.load(args.init, map_location="cpu", weights_only=False)
         args.width = init["args"].get("width", args.width)  # its weights fit no other width
+    teachers = load_teachers(args.teacher, args)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
@@ -299,9 +314,9 @@ def main(argv=None):
     train_x, train_y = to_pixels(images[order[n_val:]]), one_hot(labels[order[n_val:]])
     # Zero rows learn from their labels alone (see loss_fn).
     taught = torch.zeros(len(train_x), 10)
-    if args.teacher:
+    if teachers:
         print(f"teachers predicting the {len(train_x):,} training scans ...", file=sys.stderr)
-        taught = teachers_predict(args.teacher, train_x, device)
+        taught = teachers_predict(teachers, train_x, device)
     photo_train = photo_val = None
     if args.photos:
         photo_train, photo_val = load_photos(args.photos, args.seed, args.photo_views)
