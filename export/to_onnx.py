@@ -85,11 +85,7 @@ def export_fp32(model, path):
 def as_flags(train_args):
     """A checkpoint's train.py arguments as the flags that give them back (a switch that was on is bare)."""
     # `is` tests: 0 == False, and --erase 0 must not be dropped for the default to creep back in.
-    def value(v):
-        if v is True:
-            return ""
-        return " " + " ".join(map(str, v if isinstance(v, list) else [v]))
-    return " ".join(f"--{k.replace('_', '-')}{value(v)}" for k, v in train_args.items()
+    return " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in train_args.items()
                     if v is not None and v is not False and k not in ("resume", "data_dir"))
 
 

@@ -56,8 +56,7 @@ def test_the_recipe_written_into_the_model_reruns_the_same_training(tmp_path):
     sys.path.insert(0, str(ROOT / "export"))
     from to_onnx import as_flags
     from train import parse_args
-    args = vars(parse_args(["--bf16", "--erase", "0", "--width", "40", "--teacher", "a.pt", "b.pt",
-                            "--output", str(tmp_path)]))
+    args = vars(parse_args(["--bf16", "--erase", "0", "--width", "40", "--output", str(tmp_path)]))
     assert vars(parse_args(shlex.split(as_flags(args)))) == args
 
 
@@ -67,24 +66,6 @@ def test_fine_tuning_takes_the_width_of_the_checkpoint_it_starts_from(tmp_path):
                 + QUICK)
     assert "initialized from" in tuned.stderr
     assert torch.load(tmp_path / "tuned" / "last.pt", weights_only=False)["args"]["width"] == 8
-
-
-def test_distillation_teaches_what_the_teachers_predict(trained, tmp_path):
-    # A teacher that names the next class of every garment (its last layer's rows rolled by
-    # one): a network taught by it alone (--distill 1) must learn a shift that no label shows.
-    ckpt = torch.load(trained / "last.pt", weights_only=False)
-    for key in ("classifier.1.weight", "classifier.1.bias"):
-        ckpt["model"][key] = ckpt["model"][key].roll(1, 0)
-    torch.save(ckpt, tmp_path / "shifted.pt")
-    run(TRAIN + ["--epochs", "2", "--teacher", tmp_path / "shifted.pt", "--distill", "1", "--output", tmp_path / "taught"]
-        + QUICK)
-    assert json.loads((tmp_path / "taught" / "metrics.json").read_text())["test_accuracy"] < 0.2
-
-
-def test_a_teacher_that_saw_the_validation_images_is_refused_in_one_line(trained, tmp_path):
-    proc = run(TRAIN + ["--teacher", trained / "last.pt", "--seed", "2", "--output", tmp_path] + QUICK, check=1)
-    assert proc.stderr.strip().endswith("so it has seen this run's validation images; train with the same --seed and --val-size")
-    assert "Traceback" not in proc.stderr
 
 
 def test_a_run_with_photos_learns_from_them_beside_the_scans(data_dir, train_photos, tmp_path):

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import FashionCNN, from_checkpoint  # noqa: E402
+from model import FashionCNN  # noqa: E402
 
 from fashion_edge import dataset  # noqa: E402
 
@@ -45,10 +45,6 @@ def parse_args(argv=None):
                    help="probability of drawing an image the way photos are drawn (see photo_look)")
     p.add_argument("--dropout", type=float, default=0.2, help="dropout before each fully connected layer")
     p.add_argument("--width", type=int, default=32, help="channels of the first convolution stage (then 2x, 4x)")
-    p.add_argument("--teacher", nargs="+", metavar="CKPT",
-                   help="trained checkpoints whose averaged predictions on the scans are learnt beside the labels "
-                        "(distillation)")
-    p.add_argument("--distill", type=float, default=0.5, help="weight of the teachers' predictions against the labels")
     p.add_argument("--ema", type=float, default=0.999, help="decay of the weight average that is evaluated and saved")
     p.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
     p.add_argument("--seed", type=int, default=1)
@@ -113,7 +109,7 @@ def augment(x, gen, erase_p, photo_look_p):
 
 
 def set_loss(logits, y, smoothing):
-    """Label-smoothed cross-entropy against label sets, per row: y is a [N, 10] 0/1 mask of acceptable classes.
+    """Label-smoothed cross-entropy against label sets: y is a [N, 10] 0/1 mask of acceptable classes.
 
     A row with several ones (a shoe photo may be a Sandal, Sneaker or Ankle boot) is right when
     the set as a whole is likely: the loss is -log of the set's summed probability, so the
@@ -128,19 +124,7 @@ def set_loss(logits, y, smoothing):
     # discards it; counting every class instead gives log(1), a constant, for those rows.
     in_set = torch.logsumexp(log_p.masked_fill(~(y | ~has_class[:, None]), float("-inf")), 1)
     uniform = log_p.mean(1)
-    return -((1 - smoothing) * torch.where(has_class, in_set, uniform) + smoothing * uniform)
-
-
-def loss_fn(logits, y, taught, distill, smoothing):
-    """set_loss, mixed for the scans with the cross-entropy to the teachers' predictions `taught` [N, 10].
-
-    Photos keep their label sets alone (their rows of `taught` are zero): teachers spread over
-    three footwear classes would teach the network to spread too.
-    """
-    loss = set_loss(logits, y, smoothing)
-    has_teacher = taught.sum(1) > 0
-    to_teachers = -(taught * F.log_softmax(logits, 1)).sum(1)
-    return torch.where(has_teacher, (1 - distill) * loss + distill * to_teachers, loss).mean()
+    return -((1 - smoothing) * torch.where(has_class, in_set, uniform) + smoothing * uniform).mean()
 
 
 def ema_update(decay):
@@ -155,12 +139,12 @@ def train_one_epoch(model, ema, batches, optimizer, scheduler, device, gen, args
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     bar = tqdm(batches, desc=desc, leave=False, dynamic_ncols=True)
-    for x, y, taught in bar:
-        x, y, taught = x.to(device), y.to(device), taught.to(device)
+    for x, y in bar:
+        x, y = x.to(device), y.to(device)
         x = augment(x, gen, args.erase, args.photo_look)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
             logits = model(x)
-        loss = loss_fn(logits.float(), y, taught, args.distill, args.label_smoothing)
+        loss = set_loss(logits.float(), y, args.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -181,30 +165,6 @@ def evaluate(model, x, y, device, batch_size=1000):
     in_dist = y.sum(1) > 0
     correct = y[torch.arange(len(y)), preds].bool()
     return correct[in_dist].float().mean().item(), preds
-
-
-@torch.no_grad()
-def teachers_predict(teachers, x, device, batch_size=1000):
-    """The averaged probabilities of the teacher checkpoints on pixels x [N, 1, 28, 28]."""
-    total = torch.zeros(len(x), 10)
-    for ckpt in teachers:
-        teacher = from_checkpoint(ckpt).to(device)
-        total += torch.cat([teacher(x[i:i + batch_size].to(device)).softmax(1).cpu() for i in range(0, len(x), batch_size)])
-    return total / len(teachers)
-
-
-def load_teachers(paths, args):
-    teachers = []
-    for path in paths or []:
-        if not Path(path).is_file():
-            sys.exit(f"error: {path}: no such checkpoint; --teacher takes the last.pt or best.pt of train.py runs")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        # Another split would have shown the teacher this run's validation images.
-        if (ckpt["args"]["seed"], ckpt["args"]["val_size"]) != (args.seed, args.val_size):
-            sys.exit(f"error: {path} was trained with --seed {ckpt['args']['seed']} --val-size {ckpt['args']['val_size']}, "
-                     f"so it has seen this run's validation images; train with the same --seed and --val-size")
-        teachers.append(ckpt)
-    return teachers
 
 
 def to_pixels(images):
@@ -295,7 +255,6 @@ def main(argv=None):
     if args.init:
         init = torch.load(args.init, map_location="cpu", weights_only=False)
         args.width = init["args"].get("width", args.width)  # its weights fit no other width
-    teachers = load_teachers(args.teacher, args)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
@@ -312,23 +271,17 @@ def main(argv=None):
     order = np.random.default_rng(args.seed).permutation(len(images))
     val_x, val_y = images[order[:n_val]], one_hot(labels[order[:n_val]])
     train_x, train_y = to_pixels(images[order[n_val:]]), one_hot(labels[order[n_val:]])
-    # Zero rows learn from their labels alone (see loss_fn).
-    taught = torch.zeros(len(train_x), 10)
-    if teachers:
-        print(f"teachers predicting the {len(train_x):,} training scans ...", file=sys.stderr)
-        taught = teachers_predict(teachers, train_x, device)
     photo_train = photo_val = None
     if args.photos:
         photo_train, photo_val = load_photos(args.photos, args.seed, args.photo_views)
         reps = torch.as_tensor(photo_repeats(photo_train[1], args.photo_weight, len(train_x)))
         train_x = torch.cat([train_x, to_pixels(photo_train[0]).repeat_interleave(reps, 0)])
         train_y = torch.cat([train_y, torch.as_tensor(photo_train[1]).repeat_interleave(reps, 0)])
-        taught = torch.cat([taught, torch.zeros(len(train_y) - len(taught), 10)])
         print(f"photos: {len(photo_train[0])} training inputs, repeated {reps.min()}-{reps.max()} times; "
               f"{len(photo_val[0])} validation", file=sys.stderr)
 
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(train_x, train_y, taught), batch_size=args.batch_size, shuffle=True,
+        torch.utils.data.TensorDataset(train_x, train_y), batch_size=args.batch_size, shuffle=True,
         drop_last=True, num_workers=args.workers, generator=gen)
     # Channels-last convolutions train about 1.3x faster on CPUs; the saved weights are the same.
     model = FashionCNN(dropout=args.dropout, width=args.width).to(device, memory_format=torch.channels_last)
