@@ -73,6 +73,8 @@ class Classifier:
                 return self.prepare(item)
             except images.ImageError as e:
                 return e
+        if len(items) == 1 or self.threads == 1:  # predict() of one photo or frame: no threads to start
+            return [attempt(item) for item in items]
         with ThreadPoolExecutor(self.threads) as pool:
             return list(pool.map(attempt, items))
 
