@@ -18,7 +18,8 @@ BORDER = 0.06            # share of each side taken as background samples
 BACKGROUND_COLOURS = 6   # clusters of border colours: floors and rugs are rarely one colour
 RARE_BORDER_COLOUR = 0.08  # border colours rarer than this are taken for the garment, not background
 GRABCUT_ITERATIONS = 2
-MIN_GARMENT_AREA = 0.02  # a mask smaller than this share of the photo means "no garment found"
+MIN_GARMENT_AREA = 0.02  # a mask smaller than this share of the photo means no garment stands out
+FLAT_FRAME = 6           # gray levels of spread below which such a frame is empty; garment photos here spread 9 or more
 GROW_BELOW = 0.4         # a mask smaller than this share of the photo is grown (see grow())
 GROW_ITERATIONS = 1      # its seed is most of the answer: a second iteration cost 0.4 ms a photo and gained nothing
 FILL_BELOW = 0.2         # a mask still smaller than this share after growing is tried once more (see centred())
@@ -57,8 +58,14 @@ def prepare(image):
     mask = segment(small)
     ys, xs = np.nonzero(mask)
     if len(ys) < MIN_GARMENT_AREA * mask.size:
-        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-        return Prepared(np.zeros((28, 28), np.float32), (0, 0, w, h), False, mask, gray)
+        # Nothing stands out from the border. In a flat frame (a bare wall before a camera)
+        # that means nothing is there; otherwise the garment fills the frame, as in both such
+        # development photos (trousers and a T-shirt, neither with a print or edge to start from).
+        if cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).std() < FLAT_FRAME:
+            gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+            return Prepared(np.zeros((28, 28), np.float32), (0, 0, w, h), False, mask, gray)
+        mask = np.full_like(mask, 255)
+        ys, xs = np.nonzero(mask)
     x0, x1 = xs.min() / scale, (xs.max() + 1) / scale
     y0, y1 = ys.min() / scale, (ys.max() + 1) / scale
     box = (int(x0), int(y0), int(np.ceil(x1 - x0)), int(np.ceil(y1 - y0)))

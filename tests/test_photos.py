@@ -2,6 +2,7 @@
 import json
 
 import cv2
+import numpy as np
 
 from conftest import SHIPPED_TEST_FLOOR, run_cli
 from fashion_edge import photos
@@ -56,6 +57,25 @@ def test_a_garment_that_fills_the_photo_is_found_whole(dev_photos, classifier):
         assert bw * bh >= 0.3 * w * h, f"{folder}/{name}: box {p.box} of a {w}x{h} photo is a detail, not the garment"
         right += p.class_id in mapping[folder]
     assert right >= 5, f"only {right} of {len(FRAME_FILLING)} frame-filling garments classified right"
+
+
+# Garments whose colours run all along the border, with no print or edge that stands out
+# from it: nothing is found against the border, so the whole photo is the garment.
+NOTHING_STANDS_OUT = [("pants", "923d98e5-ff69-4b81-a16a-3fd3571a9a4a", "Trouser"),
+                      ("t-shirt", "a45a4d15-bc24-432b-912e-eb81eba16ef1", "T-shirt/top")]
+
+
+def test_a_garment_nothing_tells_from_its_border_fills_the_photo_but_a_bare_wall_is_nothing(dev_photos, classifier):
+    for folder, name, label in NOTHING_STANDS_OUT:
+        path = dev_photos / folder / f"{name}.jpg"
+        p = classifier.predict(path)
+        h, w = cv2.imread(str(path)).shape[:2]
+        assert p.box is not None and p.box[2] * p.box[3] >= 0.95 * w * h, f"{folder}/{name}: box {p.box}"
+        assert p.label == label, (folder, name, p.label, p.confidence)
+    rng = np.random.default_rng(0)
+    wall = cv2.add(np.full((480, 640, 3), (205, 210, 215), np.uint8), rng.integers(0, 12, (480, 640, 3), dtype=np.uint8))
+    p = classifier.predict(wall)
+    assert p.label == "unknown" and p.box is None, p
 
 
 def test_eval_on_the_test_set_with_plot(data_dir, tmp_path):
