@@ -5,7 +5,8 @@
 The file's contract, which the runtime relies on:
   input  `pixels`         float32 [N, 1, 28, 28], values in [0, 1], garment bright on black
                           (normalization happens inside the graph)
-  output `probabilities`  float32 [N, 10], softmax over the classes
+  output `probabilities`  float32 [N, 10], softmax over the classes, averaged over the image
+                          and its mirror image
   output `embedding`      float32 [N, 256], the penultimate features
   metadata_props          labels (JSON list), input (JSON), recipe, test_accuracy, min_confidence
 """
@@ -39,7 +40,12 @@ PARITY_TOLERANCE = 1e-4  # fp32 ONNX against torch, on probabilities
 
 
 class Exportable(torch.nn.Module):
-    """The trained network with softmax on top and the embedding as a second output."""
+    """The trained network with softmax on top and the embedding as a second output.
+
+    The probabilities are averaged over the image and its mirror image: garments are (nearly)
+    symmetric and training flips half of its images, so the mirror image is a second opinion.
+    On the shipped run's validation images this raised accuracy from 94.52% to 94.70%.
+    """
 
     def __init__(self, model):
         super().__init__()
@@ -47,7 +53,8 @@ class Exportable(torch.nn.Module):
 
     def forward(self, x):
         embedding = self.model.embed(x)
-        return torch.softmax(self.model.classifier(embedding), dim=1), embedding
+        mirrored = self.model.classifier(self.model.embed(x.flip(3)))
+        return (torch.softmax(self.model.classifier(embedding), dim=1) + torch.softmax(mirrored, dim=1)) / 2, embedding
 
 
 def parse_args(argv=None):
@@ -102,11 +109,16 @@ def quantize(fp32_path, int8_path, calibration):
 
     prepared = int8_path.with_name(int8_path.name + ".pre.onnx")
     quant_pre_process(str(fp32_path), str(prepared))
-    # Softmax stays in float: quantized probabilities come in steps of 1/255, too coarse for
-    # a confidence threshold, and the op costs nothing at 10 values.
-    softmax = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type == "Softmax"]
+    # Softmax and what follows it (the average with the mirror image) stay in float: quantized
+    # probabilities come in steps of 1/255, too coarse for a confidence threshold and a sum of
+    # 1, and these ops cost nothing at 10 values. The nodes are in topological order.
+    in_float, floats = [], set()
+    for node in onnx.load(str(prepared)).graph.node:
+        if node.op_type == "Softmax" or floats & set(node.input):
+            in_float.append(node.name)
+            floats |= set(node.output)
     quantize_static(str(prepared), str(int8_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=softmax)
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=in_float)
     prepared.unlink()
 
 
@@ -160,7 +172,7 @@ def main(argv=None):
         export_fp32(model, fp32_path)
         fp32 = session(fp32_path)
         with torch.no_grad():
-            torch_probs = torch.softmax(model(torch.from_numpy(test_pixels[:1000])), 1).numpy()
+            torch_probs = Exportable(model)(torch.from_numpy(test_pixels[:1000]))[0].numpy()
         diff = float(np.abs(predict(fp32, test_pixels[:1000]) - torch_probs).max())
         print(f"fp32 ONNX vs torch on 1000 test images: max |difference| {diff:.2e}", file=sys.stderr)
         assert diff < PARITY_TOLERANCE, f"exported graph disagrees with torch by {diff} (> {PARITY_TOLERANCE})"

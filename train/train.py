@@ -43,8 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--erase", type=float, default=0.3, help="probability of random erasing per image")
     p.add_argument("--photo-look", type=float, default=0.3,
                    help="probability of drawing an image the way photos are drawn (see photo_look)")
-    p.add_argument("--dropout", type=float, default=0.2, help="dropout before each fully connected layer")
-    p.add_argument("--width", type=int, default=32, help="channels of the first convolution stage (then 2x, 4x)")
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout before the last fully connected layer")
+    p.add_argument("--width", type=int, default=16, help="channels of the first residual stage (then 2x, 4x)")
     p.add_argument("--ema", type=float, default=0.999, help="decay of the weight average that is evaluated and saved")
     p.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
     p.add_argument("--seed", type=int, default=1)
