@@ -39,9 +39,9 @@ class FashionCNN(nn.Module):
         for c_in, c_out, stride in ((w, w, 1), (w, 2 * w, 2), (2 * w, 4 * w, 2)):
             stages += [Block(c_in, c_out, stride)] + [Block(c_out, c_out, 1) for _ in range(blocks - 1)]
         self.features = nn.Sequential(
-            conv_bn_relu(1, w),    # [N, w, 28, 28]
-            *stages,               # [N, w, 28, 28] -> [N, 2w, 14, 14] -> [N, 4w, 7, 7]
-            nn.AdaptiveAvgPool2d(1),                                                        # [N, 4w, 1, 1]
+            conv_bn_relu(1, w),        # [N, w, 28, 28]
+            *stages,                   # [N, w, 28, 28] -> [N, 2w, 14, 14] -> [N, 4w, 7, 7]
+            nn.AdaptiveAvgPool2d(1),   # [N, 4w, 1, 1]
         )
         self.embedding = nn.Sequential(nn.Flatten(), nn.Linear(4 * w, embedding_dim), nn.ReLU(inplace=True))  # [N, 256]
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(embedding_dim, num_classes))      # [N, 10]
