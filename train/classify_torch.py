@@ -22,25 +22,20 @@ from model import from_checkpoint  # noqa: E402
 from fashion_edge.dataset import LABELS  # noqa: E402  (numpy only: the baseline stays plain PyTorch)
 
 
-def probabilities(model, x):
-    """What the exported model computes: softmax averaged over the image and its mirror image."""
-    return (torch.softmax(model(x), 1) + torch.softmax(model(x.flip(3)), 1)) / 2
-
-
 def timings(model, runs, batch=64):
     x1, xb = torch.rand(1, 1, 28, 28), torch.rand(batch, 1, 28, 28)
     with torch.no_grad():
         for _ in range(20):
-            model(x1)
+            model.predict(x1)
         single = []
         for _ in range(runs):
             t = time.perf_counter()
-            probabilities(model, x1)
+            model.predict(x1)
             single.append(time.perf_counter() - t)
         batches = []
         for _ in range(max(runs // 10, 10)):
             t = time.perf_counter()
-            probabilities(model, xb)
+            model.predict(xb)
             batches.append(time.perf_counter() - t)
     ms = np.array(single) * 1000
     return {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)),
@@ -64,7 +59,7 @@ def main():
     gray = cv2.imread(args.photo, cv2.IMREAD_GRAYSCALE)
     x = torch.from_numpy(255 - cv2.resize(gray, (28, 28), interpolation=cv2.INTER_AREA)).float().div(255)
     with torch.no_grad():
-        probs = probabilities(model, x[None, None])[0]
+        probs = model.predict(x[None, None])[0][0]
     print(f"{args.photo}  {LABELS[int(probs.argmax())]}  {float(probs.max()):.2f}")
 
 

@@ -54,6 +54,18 @@ class FashionCNN(nn.Module):
         """Pixels [N, 1, 28, 28] in [0, 1] -> logits [N, 10] (softmax is applied at export)."""
         return self.classifier(self.embed(x))
 
+    def predict(self, x):
+        """What the exported model outputs: (probabilities [N, 10], embedding [N, 256]).
+
+        The probabilities are averaged over the image and its mirror image: garments are
+        (nearly) symmetric and training flips half of its images, so the mirror image is a
+        second opinion. On the shipped run's validation images this raised accuracy from
+        94.52% to 94.70%. The embedding is the image's own.
+        """
+        embedding = self.embed(x)
+        mirrored = self.classifier(self.embed(x.flip(3)))
+        return (torch.softmax(self.classifier(embedding), 1) + torch.softmax(mirrored, 1)) / 2, embedding
+
 
 def from_checkpoint(ckpt):
     """The saved (averaged) model of a train.py checkpoint, built as wide as it was trained."""
