@@ -5,8 +5,8 @@
 The file's contract, which the runtime relies on:
   input  `pixels`         float32 [N, 1, 28, 28], values in [0, 1], garment bright on black
                           (normalization happens inside the graph)
-  output `probabilities`  float32 [N, 10], softmax over the classes, averaged over the image
-                          and its mirror image
+  output `probabilities`  float32 [N, 10], softmax over the classes, averaged over ten views:
+                          the image and its one-pixel shifts, each also mirrored
   output `embedding`      float32 [N, 256], the penultimate features
   metadata_props          labels (JSON list), input (JSON), recipe, test_accuracy, min_confidence
 """
@@ -102,7 +102,7 @@ def quantize(fp32_path, int8_path, calibration):
 
     prepared = int8_path.with_name(int8_path.name + ".pre.onnx")
     quant_pre_process(str(fp32_path), str(prepared))
-    # Softmax and what follows it (the average with the mirror image) stay in float: quantized
+    # Softmax and what follows it (the average over the views) stay in float: quantized
     # probabilities come in steps of 1/255, too coarse for a confidence threshold and a sum of
     # 1, and these ops cost nothing at 10 values. The nodes are in topological order.
     in_float, floats = [], set()
@@ -187,8 +187,12 @@ def main(argv=None):
                           top1_agreement=float((int8_pred == fp32_pred).mean()),
                           int8_bytes=final.stat().st_size, int8_latency_ms=latency_ms(int8, test_pixels))
         accuracy = report["int8_test_accuracy" if args.quantize else "fp32_test_accuracy"]
-        recipe = (f"python train/train.py {as_flags(ckpt.get('args', {}))}; python export/to_onnx.py --checkpoint CKPT"
-                  f" --output OUT{' --quantize' if args.quantize else ''} --min-confidence {args.min_confidence}")
+        steps = [f"python train/train.py {as_flags(ckpt.get('args', {}))}"]
+        if "averaged_with" in ckpt:  # made by train/average.py from the run that was fine-tuned and the fine-tuning
+            steps = [f"python train/train.py {as_flags(ckpt['averaged_with'])}", *steps, ckpt["average_command"]]
+        steps.append(f"python export/to_onnx.py --checkpoint CKPT --output OUT{' --quantize' if args.quantize else ''}"
+                     f" --min-confidence {args.min_confidence}")
+        recipe = "; ".join(steps)
         write_metadata(final, {
             "labels": dataset.LABELS, "input": INPUT_CONVENTION, "recipe": recipe,
             "test_accuracy": f"{accuracy:.4f}", "precision": "int8" if args.quantize else "fp32",

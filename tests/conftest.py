@@ -11,7 +11,7 @@ DEV_PHOTOS = SHARED / "clothing-photos-dev"
 TRAIN_PHOTOS = SHARED / "clothing-photos-train"
 # The shipped int8 model's Fashion-MNIST test accuracy, as measured (see its model card),
 # rounded down: a regression below it fails.
-SHIPPED_TEST_FLOOR = 0.945
+SHIPPED_TEST_FLOOR = 0.95
 
 
 def need(path, what):

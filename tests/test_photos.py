@@ -9,7 +9,7 @@ from fashion_edge import photos
 
 # Floors a little under what the shipped model measured on the development set (see the
 # README), so that a regression shows.
-FINE_FLOOR, COARSE_FLOOR, UNKNOWN_FLOOR = 0.85, 0.91, 0.62
+FINE_FLOOR, COARSE_FLOOR, UNKNOWN_FLOOR = 0.86, 0.92, 0.62
 
 
 def test_eval_on_the_development_photos(dev_photos):

@@ -140,6 +140,21 @@ def test_ctrl_c_saves_and_resume_continues_exactly(data_dir, tmp_path):
     assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-5) for k in wa)
 
 
+def test_a_fine_tuned_run_averaged_with_its_start_exports_with_the_whole_recipe(trained, tmp_path):
+    tuned = tmp_path / "tuned" / "last.pt"
+    run(TRAIN + ["--epochs", "1", "--init", trained / "last.pt", "--output", tuned.parent] + QUICK)
+    average = tmp_path / "average.pt"
+    run([sys.executable, ROOT / "train" / "average.py", trained / "last.pt", tuned, "--output", average])
+    start, end, mid = (torch.load(p, weights_only=False)["model"] for p in (trained / "last.pt", tuned, average))
+    w = "classifier.1.weight"
+    assert torch.allclose(mid[w], (start[w] + end[w]) / 2) and not torch.equal(start[w], end[w])
+    out = tmp_path / "average.onnx"
+    run(EXPORT + ["--checkpoint", average, "--output", out])
+    steps = {p.key: p.value for p in onnx.load(str(out)).metadata_props}["recipe"].split("; ")
+    assert [s.split()[1] for s in steps] == ["train/train.py", "train/train.py", "train/average.py", "export/to_onnx.py"]
+    assert f"--init {trained / 'last.pt'}" in steps[1] and "--init" not in steps[0]
+
+
 def test_export_fp32_matches_torch_and_keeps_the_contract(trained, tmp_path):
     out = tmp_path / "fp32.onnx"
     proc = run(EXPORT + ["--checkpoint", trained / "best.pt", "--output", out])
@@ -163,6 +178,10 @@ def test_quantized_export_reports_both_precisions(trained, tmp_path):
     assert report["top1_agreement"] > 0.95
     model = check_contract(out, batch=3)
     assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+
+
+def test_the_shipped_model_keeps_the_contract():
+    check_contract(ROOT / "fashion_edge" / "models" / "fashion-cnn.onnx", batch=5)
 
 
 def check_contract(path, batch):
