@@ -13,6 +13,10 @@ import cv2
 RETRIES = 5            # reopen attempts for a live source that stops delivering
 RETRY_PAUSE = 0.5      # seconds between them
 
+# OpenCV warns on stderr when a source fails to open or drops ("can't open camera by index"),
+# in lines that name its source files. The errors below say the same with the fix, in one line.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 
 class CameraError(Exception):
     """A source that cannot be opened or stopped delivering; the message names it and the fixes."""

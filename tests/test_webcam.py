@@ -73,8 +73,9 @@ def test_a_missing_camera_is_one_line_and_exit_1():
     proc = webcam("--source", "7", "--no-display")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
-    assert err.strip().splitlines()[-1].startswith("error: camera 7 cannot be opened: check the index")
-    assert "Traceback" not in err
+    # One line in all: OpenCV's own warnings about the failed open are silenced.
+    [line] = err.strip().splitlines()
+    assert line.startswith("error: camera 7 cannot be opened: check the index")
 
 
 def test_picamera_without_picamera2_is_one_line_and_exit_1():
