@@ -19,7 +19,6 @@ def test_the_sample_shirt_is_a_shirt():
     assert (path, label) == (str(SHIRT), "Shirt") and float(confidence) >= 0.5
 
 
-
 def test_the_readme_shows_what_classify_prints():
     # The README's examples are the first output a user compares with their own; they went
     # stale once when the model changed, so they are checked against the shipped model.
@@ -28,6 +27,7 @@ def test_the_readme_shows_what_classify_prints():
     json_line = next(line for line in readme if line.startswith('{"path": "samples/shirt.png"'))
     assert run_cli("classify", "samples/shirt.png", check=0, cwd=ROOT).stdout.strip() == table_row
     assert run_cli("classify", "samples/shirt.png", "--json", check=0, cwd=ROOT).stdout.strip() == json_line
+
 
 def test_json_lines_follow_the_documented_shape(tmp_path):
     proc = run_cli("classify", SHIRT, tmp_path / "missing.jpg", "--json", "--top-k", "4", check=1)
