@@ -17,6 +17,8 @@ DETAIL_SIDE = 640        # a photo larger than this shows nothing more at 28x28:
 BORDER = 0.06            # share of each side taken as background samples
 BACKGROUND_COLOURS = 6   # clusters of border colours: floors and rugs are rarely one colour
 RARE_BORDER_COLOUR = 0.08  # border colours rarer than this are taken for the garment, not background
+BUSY_BORDER = 60         # median colour gradient along the border above which the background is patterned (see smoothness())
+SMOOTH_WEIGHT = 60       # colour distance that a flat pixel on a patterned background counts as
 GRABCUT_ITERATIONS = 2
 MIN_GARMENT_AREA = 0.02  # a mask smaller than this share of the photo means no garment stands out
 FLAT_FRAME = 6           # gray levels of spread below which such a frame is empty; garment photos here spread 9 or more
@@ -87,8 +89,7 @@ def segment_by_colour(small):
     h, w = small.shape[:2]
     lab = cv2.cvtColor(cv2.GaussianBlur(small, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
     b = max(1, round(BORDER * min(h, w)))
-    border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3),
-                             lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)])
+    border = along_border(lab, b)
     k = min(BACKGROUND_COLOURS, len(border))
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1.0)
     cv2.setRNGSeed(0)  # k-means starts from random centres: the same photo must give the same answer
@@ -98,7 +99,7 @@ def segment_by_colour(small):
     share = np.bincount(assigned.ravel(), minlength=k) / len(assigned)
     centres = centres[share >= RARE_BORDER_COLOUR]
     dist = np.min(np.linalg.norm(lab.reshape(-1, 1, 3) - centres[None], axis=2), axis=1).reshape(h, w)
-    dist = cv2.GaussianBlur(dist, (5, 5), 0)
+    dist = np.maximum(cv2.GaussianBlur(dist, (5, 5), 0), smoothness(lab, b))
     otsu, _ = cv2.threshold(np.clip(dist * 2, 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     rough = dist * 2 > max(otsu, 24)
     seeds = [framed(h, w)]
@@ -117,6 +118,34 @@ def segment_by_colour(small):
     # GrabCut can talk itself out of a garment whose colours the whole photo shares; the
     # colour distance alone is then the best guess.
     return clean(rough.astype(np.uint8) * 255)
+
+
+def smoothness(lab, b):
+    """How much flatter than a patterned background each pixel is, in colour-distance units.
+
+    A plain garment on a striped bed, a rug or a checked cloth shares some of the pattern's
+    colours, so by colour alone it is missed, or the pattern's rarer stripes are taken for
+    garment. It stands out by being flat where the background is busy. On the development
+    photos this raised coarse accuracy from 93.1% to 95.2% and fine from 88.3% to 89.0%: it
+    mended trousers on a rug, a boot on a checked cloth and dresses on a striped bed and a
+    floral rug, but one T-shirt only by chance, and broke a dress on a bed. On the held-out
+    training photos fine accuracy fell from 88.5% to 86.9%. Any threshold from 44 (these
+    photos' median border) to 90, and any weight from 50 to 70, did the same. On a plain
+    background flatness says nothing, so there it is left out.
+    """
+    grad = (np.abs(cv2.Sobel(lab, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(lab, cv2.CV_32F, 0, 1))).sum(2)
+    grad = cv2.GaussianBlur(grad, (5, 5), 0)
+    busy = float(np.median(along_border(grad, b)))
+    if busy < BUSY_BORDER:
+        return np.zeros_like(grad)
+    return SMOOTH_WEIGHT * np.clip(1 - grad / busy, 0, 1)
+
+
+def along_border(a, b):
+    """The values of a (one per pixel, or a colour per pixel) in the outer b rows and columns."""
+    rest = a.shape[2:]
+    return np.concatenate([a[:b].reshape(-1, *rest), a[-b:].reshape(-1, *rest),
+                           a[:, :b].reshape(-1, *rest), a[:, -b:].reshape(-1, *rest)])
 
 
 def grow(small, mask):
