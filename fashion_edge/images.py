@@ -1,8 +1,9 @@
 """Reading image files safely: every way a file can be unusable becomes one ImageError line.
 
-Dimensions are read from the header before decoding, because a small PNG can declare
-30000x30000 pixels and inflate to gigabytes.
+Dimensions are read from the header before decoding, because a small file can declare
+30000x30000 pixels and inflate to gigabytes: a PNG or TIFF of under 1 MB, a WebP of 38 bytes.
 """
+import re
 import struct
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import numpy as np
 MAX_PIXELS = 50_000_000  # 50 megapixels: above any phone's photo, far below a decompression bomb
 MIN_SIDE = 16
 REDUCED_JPEG = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm"}
+NOT_AN_IMAGE = "not an image (or not JPEG, PNG, WebP, TIFF, BMP, GIF or PNM); convert it to JPEG or PNG"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pbm"}
 
 
 class ImageError(Exception):
@@ -20,51 +22,98 @@ class ImageError(Exception):
 
 
 def header_size(data):
-    """(width, height) from a PNG, JPEG, GIF or BMP header, or None for other formats."""
+    """(width, height) from the header of a JPEG, PNG, WebP, TIFF, BMP, GIF or PNM file, or None."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        return struct.unpack("<HH", data[6:10])
+    if data[:2] == b"\xff\xd8":
+        return jpeg_size(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        kind = data[12:16]
+        if kind == b"VP8 ":  # lossy: 14-bit sizes after the frame tag and start code
+            return struct.unpack("<H", data[26:28])[0] & 0x3FFF, struct.unpack("<H", data[28:30])[0] & 0x3FFF
+        if kind == b"VP8L":  # lossless: 14-bit sizes less one, packed after the signature byte
+            bits = int.from_bytes(data[21:25], "little")
+            return (bits & 0x3FFF) + 1, (bits >> 14 & 0x3FFF) + 1
+        if kind == b"VP8X":  # extended: 24-bit canvas sizes less one
+            return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+        return None
+    if data[:4] in (b"II*\x00", b"MM\x00*") and len(data) >= 8:
+        return tiff_size(data)
     if data[:2] == b"BM" and len(data) >= 26:
         w, h = struct.unpack("<ii", data[18:26])
         return abs(w), abs(h)
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                return None
-            marker = data[i + 1]
-            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-                h, w = struct.unpack(">HH", data[i + 5:i + 9])
-                return w, h
-            i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    pnm = re.match(rb"P[1-6](?:\s+|#[^\n]*\n)+(\d+)(?:\s+|#[^\n]*\n)+(\d+)", data[:512])
+    if pnm:
+        return int(pnm[1]), int(pnm[2])
     return None
+
+
+def jpeg_size(data):
+    """(width, height) from a JPEG's start-of-frame segment, found by walking the segments before it."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # a fill byte before the marker
+            i += 1
+            continue
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            h, w = struct.unpack(">HH", data[i + 5:i + 9])
+            return w, h
+        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    return None
+
+
+def tiff_size(data):
+    """(width, height) of a TIFF's first image, from its ImageWidth and ImageLength tags."""
+    order = "<" if data[:2] == b"II" else ">"
+    at = struct.unpack(order + "I", data[4:8])[0]
+    if at + 2 > len(data):
+        return None
+    size = {}
+    for i in range(struct.unpack(order + "H", data[at:at + 2])[0]):
+        entry = data[at + 2 + 12 * i:at + 14 + 12 * i]
+        if len(entry) < 12:
+            return None
+        tag, kind = struct.unpack(order + "HH", entry[:4])
+        if tag in (256, 257) and kind == 3:  # SHORT
+            size[tag] = struct.unpack(order + "H", entry[8:10])[0]
+        elif tag in (256, 257) and kind == 4:  # LONG
+            size[tag] = struct.unpack(order + "I", entry[8:12])[0]
+    return (size[256], size[257]) if len(size) == 2 else None
 
 
 def decode(data, name="image", long_side=None):
     """Encoded image bytes -> (uint8 BGR or grayscale array, reduction factor), or ImageError (see load_reduced)."""
     if not data:
         raise ImageError(f"{name}: empty file")
-    size = header_size(data)
-    if size and size[0] * size[1] > MAX_PIXELS:
-        raise ImageError(f"{name}: {size[0]}x{size[1]} pixels is over the {MAX_PIXELS // 1_000_000} megapixel limit; "
-                         "resize the image first")
     if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
         raise ImageError(f"{name}: truncated JPEG (the file ends before the image does); copy it again")
     if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-32:]:
         raise ImageError(f"{name}: truncated PNG (the file ends before the image does); copy it again")
+    # Only formats whose size the header tells are decoded: OpenCV reads others too (JPEG 2000,
+    # Radiance HDR, Sun raster), and any compressed one can hide a decompression bomb.
+    size = header_size(data)
+    if size is None:
+        raise ImageError(f"{name}: {NOT_AN_IMAGE}")
+    if size[0] * size[1] > MAX_PIXELS:
+        raise ImageError(f"{name}: {size[0]}x{size[1]} pixels is over the {MAX_PIXELS // 1_000_000} megapixel limit; "
+                         "resize the image first")
     # A phone stores a portrait photo sideways and says so in its EXIF orientation tag, which
     # IMREAD_UNCHANGED ignores. A JPEG has no alpha or 16-bit depth to keep, so it is read as
     # a viewer shows it, upright.
     flags, factor = cv2.IMREAD_UNCHANGED, 1
     if data[:2] == b"\xff\xd8":
         flags = cv2.IMREAD_ANYCOLOR
-        if long_side and size:
+        if long_side:
             factor = max(f for f in (1, 2, 4, 8) if f == 1 or (max(size) / f >= long_side and min(size) / f >= MIN_SIDE))
             flags = REDUCED_JPEG.get(factor, flags)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None:
-        raise ImageError(f"{name}: not an image (or a format OpenCV cannot read); use JPEG or PNG")
+        raise ImageError(f"{name}: {NOT_AN_IMAGE}")
     return normalize(image, name), factor
 
 

@@ -109,7 +109,7 @@ def test_bench_refuses_a_photo_it_cannot_read_in_one_line(tmp_path):
     text = tmp_path / "notes.jpg"
     text.write_text("not a photo")
     proc = run_cli("bench", "--photo", text, check=1)
-    assert proc.stderr.strip() == f"error: {text}: not an image (or a format OpenCV cannot read); use JPEG or PNG"
+    assert proc.stderr.strip() == f"error: {text}: not an image (or not JPEG, PNG, WebP, TIFF, BMP, GIF or PNM); convert it to JPEG or PNG"
 
 
 def with_exif_orientation(jpeg, value):

@@ -25,6 +25,39 @@ def png_bomb(path, side=30000):
     return path
 
 
+def webp_bomb(path, side=16383):
+    """A lossless WebP of side x side black pixels in 38 bytes: its five prefix codes each have
+    one symbol, so a pixel takes no bits at all. Decoded, it is 805 MB."""
+    fields = [(side - 1, 14), (side - 1, 14), (0, 1), (0, 3),  # size less one, no alpha, version 0
+              (0, 1), (0, 1), (0, 1)]                           # no transform, no colour cache, one code group
+    fields += [(1, 1), (0, 1), (0, 1), (0, 1)] * 5              # each code: simple, one symbol, 1-bit symbol 0
+    bits = sum(value << sum(w for _, w in fields[:i]) for i, (value, _) in enumerate(fields))
+    data = b"\x2f" + bits.to_bytes(8, "little") + bytes(9)   # slack for the decoder's read-ahead
+    chunk = b"VP8L" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk)
+    return path
+
+
+def tiff_bomb(path, side=30000, rows=1000):
+    """A TIFF of side x side gray pixels in deflate-compressed strips of `rows` rows, in under 1 MB."""
+    strips = []
+    for _ in range(side // rows):
+        compressor = zlib.compressobj(9)
+        strips.append(b"".join(compressor.compress(bytes(side)) for _ in range(rows)) + compressor.flush())
+    n = len(strips)
+    tags = [(256, 4, 1, side), (257, 4, 1, side), (258, 3, 1, 8), (259, 3, 1, 8), (262, 3, 1, 1),  # 8-bit, deflate, gray
+            (273, 4, n, 0), (277, 3, 1, 1), (278, 4, 1, rows), (279, 4, n, 0)]                   # strips: where, how long
+    offsets_at = 8 + 2 + 12 * len(tags) + 4
+    counts_at = offsets_at + 4 * n
+    tags[5], tags[8] = (273, 4, n, offsets_at), (279, 4, n, counts_at)
+    starts = [counts_at + 4 * n + sum(map(len, strips[:i])) for i in range(n)]
+    ifd = struct.pack("<H", len(tags)) + b"".join(
+        struct.pack("<HHII" if kind == 4 else "<HHIHxx", tag, kind, count, value) for tag, kind, count, value in tags)
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + struct.pack(f"<{n}I", *starts)
+                     + struct.pack(f"<{n}I", *map(len, strips)) + b"".join(strips))
+    return path
+
+
 def hostile_inputs(d):
     """{file: the words its error line must contain}; every file made here, now."""
     photo = cv2.imread(str(SHIRT))
@@ -46,18 +79,22 @@ def hostile_inputs(d):
     cv2.imwrite(str(d / "white.png"), np.full((480, 640, 3), 255, np.uint8))
     cases[d / "white.png"] = "blank"
     cases[png_bomb(d / "bomb.png")] = "30000x30000 pixels is over the 50 megapixel limit"
+    cases[webp_bomb(d / "bomb.webp")] = "16383x16383 pixels is over the 50 megapixel limit"
+    cases[tiff_bomb(d / "bomb.tif")] = "30000x30000 pixels is over the 50 megapixel limit"
     return cases
 
 
 def readable_inputs(d):
     """Odd but valid files: each must be classified."""
     photo = cv2.imread(str(SHIRT))
-    files = [d / "sixteen-bit.png", d / "rgba.png", d / "my shirt ünïcödé.jpg"]
+    files = [d / "sixteen-bit.png", d / "rgba.png", d / "my shirt ünïcödé.jpg", d / "shirt.webp", d / "shirt.tif"]
     cv2.imwrite(str(files[0]), photo.astype(np.uint16) * 257)
     rgba = cv2.cvtColor(photo, cv2.COLOR_BGR2BGRA)
     rgba[:20] = 0  # a transparent band
     cv2.imwrite(str(files[1]), rgba)
     files[2].write_bytes(cv2.imencode(".jpg", photo)[1].tobytes())
+    for path in files[3:]:  # formats whose size is read from their own headers, as the bombs' is
+        cv2.imwrite(str(path), photo)
     return files
 
 
@@ -65,6 +102,7 @@ def test_each_bad_input_is_one_line_and_the_rest_go_on(tmp_path):
     bad = hostile_inputs(tmp_path)
     good = readable_inputs(tmp_path)
     assert png_bomb(tmp_path / "size-check.png").stat().st_size < 1_000_000
+    assert tiff_bomb(tmp_path / "size-check.tif").stat().st_size < 1_000_000
     args = [str(p) for p in [SHIRT, *bad, *good]]
     # Run in a child that reports its own peak memory (VmHWM, which exec resets, unlike
     # ru_maxrss, which a child forked from this large test process inherits).
