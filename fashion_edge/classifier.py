@@ -5,6 +5,7 @@
     p = clf.predict("shirt.jpg")
     print(p.label, p.confidence, p.box)
 """
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -54,12 +55,14 @@ class Classifier:
     def prepare(self, image_or_path):
         """The model input for one photo, with the garment's box and debug images (preprocess.Prepared)."""
         if isinstance(image_or_path, (str, Path)):
-            image, factor = images.load_reduced(image_or_path, preprocess.DETAIL_SIDE)
+            image, (fx, fy) = images.load_reduced(image_or_path, preprocess.DETAIL_SIDE)
         else:
-            image, factor = images.normalize(image_or_path), 1
+            image, (fx, fy) = images.normalize(image_or_path), (1, 1)
         prepared = preprocess.prepare(image)
-        if factor > 1:  # the box is in the file's pixels, not the reduced image's
-            prepared.box = tuple(v * factor for v in prepared.box)
+        if (fx, fy) != (1, 1):  # the box is in the file's pixels, not the reduced image's
+            x, y, w, h = prepared.box
+            x0, y0 = int(x * fx), int(y * fy)
+            prepared.box = (x0, y0, math.ceil((x + w) * fx) - x0, math.ceil((y + h) * fy) - y0)
         return prepared
 
     def prepare_all(self, items):

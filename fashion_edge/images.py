@@ -87,7 +87,7 @@ def tiff_size(data):
 
 
 def decode(data, name="image", long_side=None):
-    """Encoded image bytes -> (uint8 BGR or grayscale array, reduction factor), or ImageError (see load_reduced)."""
+    """Encoded image bytes -> (uint8 BGR or grayscale array, (x, y) scale to the file), or ImageError (see load_reduced)."""
     if not data:
         raise ImageError(f"{name}: empty file")
     if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
@@ -114,7 +114,14 @@ def decode(data, name="image", long_side=None):
     image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None:
         raise ImageError(f"{name}: {NOT_AN_IMAGE}")
-    return normalize(image, name), factor
+    image = normalize(image, name)
+    if factor == 1:
+        return image, (1.0, 1.0)
+    # The reduced sides are the file's divided by the factor and rounded up, and the EXIF
+    # orientation may have turned the image: map back by the file's own sides, upright.
+    h, w = image.shape[:2]
+    file_w, file_h = size if (size[0] > size[1]) == (w > h) else size[::-1]
+    return image, (file_w / w, file_h / h)
 
 
 def normalize(image, name="image"):
@@ -147,10 +154,10 @@ def load(path):
 
 
 def load_reduced(path, long_side):
-    """(image, factor): as load, but a JPEG at least twice as long as long_side is decoded at
-    1/2, 1/4 or 1/8 of its size, the most that keeps its long side at least long_side, and
-    factor maps the image's pixels back to the file's (1 when not reduced). JPEG can leave out
-    the fine detail while decoding: a 12-megapixel phone photo reads in a quarter of the time.
+    """(image, (x, y) scale): as load, but a JPEG at least twice as long as long_side is decoded at
+    1/2, 1/4 or 1/8 of its size, the most that keeps its long side at least long_side, and the
+    scale maps the image's pixels back to the file's ((1, 1) when not reduced). JPEG can leave
+    out the fine detail while decoding: a 12-megapixel phone photo reads in a quarter of the time.
     """
     path = Path(path)
     if path.is_dir():

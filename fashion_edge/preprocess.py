@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 SEGMENT_SIDE = 64        # segmentation works on a copy this big: fast, and fine enough for a 28x28 result
+MIN_SEGMENT_SIDE = 8     # ... and at least this big across, so a long strip still has a border and an inside
 DETAIL_SIDE = 640        # a photo larger than this shows nothing more at 28x28: files are read reduced to it
 BORDER = 0.06            # share of each side taken as background samples
 BACKGROUND_COLOURS = 6   # clusters of border colours: floors and rugs are rarely one colour
@@ -55,7 +56,7 @@ def prepare(image):
         pixels = cv2.resize(image, (28, 28), interpolation=cv2.INTER_AREA) if (h, w) != (28, 28) else image
         return Prepared(pixels.astype(np.float32) / 255, (0, 0, w, h), True, np.full((h, w), 255, np.uint8), image)
     bgr = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    scale = SEGMENT_SIDE / max(h, w)
+    scale = max(SEGMENT_SIDE / max(h, w), MIN_SEGMENT_SIDE / min(h, w))
     small = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     mask = segment(small)
     ys, xs = np.nonzero(mask)
@@ -68,9 +69,11 @@ def prepare(image):
             return Prepared(np.zeros((28, 28), np.float32), (0, 0, w, h), False, mask, gray)
         mask = np.full_like(mask, 255)
         ys, xs = np.nonzero(mask)
-    x0, x1 = xs.min() / scale, (xs.max() + 1) / scale
-    y0, y1 = ys.min() / scale, (ys.max() + 1) / scale
-    box = (int(x0), int(y0), int(np.ceil(x1 - x0)), int(np.ceil(y1 - y0)))
+    # Each axis maps back by its own factor: rounding the copy's sides made them differ a little.
+    sh, sw = mask.shape
+    x0, x1 = int(xs.min() * w / sw), int(np.ceil((xs.max() + 1) * w / sw))
+    y0, y1 = int(ys.min() * h / sh), int(np.ceil((ys.max() + 1) * h / sh))
+    box = (x0, y0, x1 - x0, y1 - y0)
     return render(bgr, mask, box)
 
 
@@ -249,9 +252,9 @@ def render(bgr, small_mask, box):
     cw, ch = max(1, round(w * work / side)), max(1, round(h * work / side))
     gray = cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_AREA)
     sh, sw = small_mask.shape
-    scale = sh / bgr.shape[0]
-    sx0, sy0 = int(x * scale), int(y * scale)
-    sx1, sy1 = max(sx0 + 1, round((x + w) * scale)), max(sy0 + 1, round((y + h) * scale))
+    fy, fx = sh / bgr.shape[0], sw / bgr.shape[1]
+    sx0, sy0 = int(x * fx), int(y * fy)
+    sx1, sy1 = max(sx0 + 1, round((x + w) * fx)), max(sy0 + 1, round((y + h) * fy))
     mask = cv2.resize(small_mask[sy0:sy1, sx0:sx1], (cw, ch), interpolation=cv2.INTER_LINEAR) > 127
     inv = 255.0 - gray.astype(np.float32)
     values = inv[mask]

@@ -136,11 +136,29 @@ def test_a_large_photo_is_read_reduced_and_boxed_in_its_own_pixels(classifier, t
     sample = ROOT / "samples" / "trousers.jpg"
     photo = tmp_path / "12mp.jpg"
     cv2.imwrite(str(photo), cv2.resize(cv2.imread(str(sample)), None, fx=10, fy=10, interpolation=cv2.INTER_CUBIC))
-    image, factor = images.load_reduced(photo, preprocess.DETAIL_SIDE)
-    assert (factor, image.shape) == (4, (640, 480, 3)), "2560x1920 decoded at a quarter: 640 is enough"
+    image, scale = images.load_reduced(photo, preprocess.DETAIL_SIDE)
+    assert (scale, image.shape) == ((4, 4), (640, 480, 3)), "2560x1920 decoded at a quarter: 640 is enough"
     small, large = classifier.predict(sample), classifier.predict(photo)
     assert small.label == large.label == "Trouser"
     assert np.allclose(large.box, 10 * np.array(small.box), atol=0.03 * 2560), (small.box, large.box)
+
+
+def test_a_photo_of_any_shape_is_classified_and_boxed_inside_itself(classifier, tmp_path):
+    # Segmentation works on a copy 64 pixels long; a strip once became 64x1 there, and GrabCut
+    # failed an assertion, which stopped the whole run. Rounding the copy's sides also put the
+    # box of a garment running off the photo up to 13 pixels outside it.
+    photo = cv2.imread(str(ROOT / "samples" / "trousers.jpg"))
+    h, w = photo.shape[:2]
+    photo = photo[:h * 7 // 10, :w * 7 // 10]  # the trousers run off the right and bottom edges
+    for h, w in [(40, 2000), (2000, 40), (16, 5000), (2193, 776), (776, 2193), (500, 333)]:
+        p = classifier.predict(cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA))
+        x, y, bw, bh = p.box
+        assert x >= 0 and y >= 0 and x + bw <= w and y + bh <= h, f"box {p.box} of a {w}x{h} photo"
+    # A JPEG read at a quarter of its size, whose sides 4 does not divide (the reduced image's round up).
+    h, w = 1925, 2563
+    cv2.imwrite(str(tmp_path / "odd.jpg"), cv2.resize(photo, (w, h), interpolation=cv2.INTER_CUBIC))
+    x, y, bw, bh = classifier.predict(tmp_path / "odd.jpg").box
+    assert x >= 0 and y >= 0 and x + bw <= w and y + bh <= h, f"box {(x, y, bw, bh)} of a {w}x{h} photo"
 
 
 def test_the_api_takes_paths_and_arrays(classifier):
