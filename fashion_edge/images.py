@@ -163,6 +163,8 @@ def load_reduced(path, long_side):
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image file, and holds no images; "
                          "pass image files or a folder of them")
+    if path.exists() and not path.is_file():  # a pipe would block the run, /dev/zero never end
+        raise ImageError(f"{path}: not a regular file (a pipe or a device); save the image to a file first")
     try:
         data = path.read_bytes()
     except FileNotFoundError:

@@ -1,9 +1,11 @@
 """Inputs that cannot be classified: one line each, the run goes on, memory stays bounded."""
 import json
+import os
 import struct
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -65,6 +67,9 @@ def hostile_inputs(d):
     cases[d / "missing.jpg"] = "no such file"
     (d / "a folder.jpg").mkdir()
     cases[d / "a folder.jpg"] = "is a directory"
+    os.mkfifo(d / "pipe.jpg")  # reading it would wait for a writer forever
+    cases[d / "pipe.jpg"] = "not a regular file"
+    cases[Path("/dev/zero")] = "not a regular file"  # reading it would never end
     (d / "empty.jpg").write_bytes(b"")
     cases[d / "empty.jpg"] = "empty file"
     (d / "random.png").write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
