@@ -133,6 +133,8 @@ def normalize(image, name="image"):
     elif image.dtype != np.uint8:
         if image.dtype.kind != "f":
             raise ImageError(f"{name}: unsupported pixel type {image.dtype}; use 8- or 16-bit images")
+        if not np.isfinite(image).all():
+            raise ImageError(f"{name}: NaN or infinite pixel values; pass values in [0, 1] or [0, 255]")
         image = np.clip(image * (255 if image.max() <= 1 else 1), 0, 255).astype(np.uint8)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]

@@ -145,3 +145,7 @@ def test_the_api_raises_a_clear_error(classifier, tmp_path):
     with pytest.raises(ImageError, match="no such file"):
         classifier.predict(tmp_path / "nope.png")
 
+    with pytest.raises(ImageError, match="NaN or infinite"):
+        classifier.predict(np.full((100, 100, 3), np.nan, np.float32))
+    with pytest.raises(ImageError, match=r"expected an image array \[H, W\] or \[H, W, 3\], got \(1, 100, 100, 3\)"):
+        classifier.predict(np.zeros((1, 100, 100, 3), np.uint8))
