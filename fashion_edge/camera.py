@@ -4,6 +4,7 @@ Live sources are read by a thread that keeps only the newest frame, so a slow st
 builds a backlog. A video file is read frame by frame, none skipped, so a recorded clip
 gives the same answers on any machine.
 """
+import os
 import threading
 import time
 from pathlib import Path
@@ -14,8 +15,12 @@ RETRIES = 5            # reopen attempts for a live source that stops delivering
 RETRY_PAUSE = 0.5      # seconds between them
 
 # OpenCV warns on stderr when a source fails to open or drops ("can't open camera by index"),
-# in lines that name its source files. The errors below say the same with the fix, in one line.
+# in lines that name its source files, and FFmpeg logs its own errors there ("[tcp @ 0x55...]
+# Connection refused", "[mjpeg @ 0x55...] overread 8" at a truncated video's end). The errors
+# below say the same with the fix, in one line. FFmpeg reads its level when the first video is
+# opened; -8 is its AV_LOG_QUIET.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 class CameraError(Exception):

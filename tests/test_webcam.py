@@ -78,6 +78,28 @@ def test_a_missing_camera_is_one_line_and_exit_1():
     assert line.startswith("error: camera 7 cannot be opened: check the index")
 
 
+def test_a_stream_that_refuses_is_one_line_and_exit_1():
+    proc = webcam("--source", f"http://127.0.0.1:{free_port()}/video.mjpg", "--no-display")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    # One line in all: FFmpeg's own "[tcp @ 0x...] Connection refused" is silenced.
+    [line] = err.strip().splitlines()
+    assert line.endswith("stream cannot be opened; check the URL, the network and the credentials")
+
+
+def test_a_truncated_video_plays_what_it_holds(clip, tmp_path):
+    cut = tmp_path / "cut.avi"
+    data = clip[0].read_bytes()
+    cut.write_bytes(data[:len(data) // 3])
+    proc = webcam("--source", cut, "--no-display", "--json")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert 0 < len(out.splitlines()) < 400
+    # Only the summary: FFmpeg's "[mjpeg @ 0x...] overread 8" at the cut is silenced.
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"{len(out.splitlines())} frames in")
+
+
 def test_picamera_without_picamera2_is_one_line_and_exit_1():
     proc = webcam("--source", "picamera", "--no-display")
     _, err = proc.communicate(timeout=60)
