@@ -5,6 +5,7 @@ diagnostics go to stderr. Exit status: 0 all inputs done, 1 some input failed, 2
 """
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -21,6 +22,31 @@ def fail(message):
     """One line on stderr and exit 1: the input or the environment is at fault, not the usage."""
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
+
+
+def output_file(*suffixes):
+    """An option callback: the file's folder must exist, and its name end in one of suffixes if
+    given. Checked when the command starts, not when the work is done and its result written."""
+    def check(ctx, param, value):
+        if value is not None:
+            path = Path(value)
+            if not path.absolute().parent.is_dir():
+                raise click.BadParameter(f"folder {path.parent} does not exist; create it first")
+            if suffixes and path.suffix.lower() not in suffixes:
+                choices = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
+                raise click.BadParameter(f"{path.name}: the name must end in {choices}")
+        return value
+    return check
+
+
+def output_folder(ctx, param, value):
+    """An option callback that creates the folder, so that a path that cannot be one fails at once."""
+    if value is not None:
+        try:
+            Path(value).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise click.BadParameter(f"cannot create folder {value} ({e.strerror})") from None
+    return value
 
 
 def load_classifier(model, threads=None, min_confidence=None, top_k=3):
@@ -56,7 +82,8 @@ def main():
               help="below this top-class probability the answer is 'unknown'  [default: the model's own, "
                    "chosen on real photos; see 'fashion-edge info']")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per input on stdout")
-@click.option("--debug-dir", type=click.Path(file_okay=False), help="write each input's mask, crop and 28x28 model input here")
+@click.option("--debug-dir", type=click.Path(file_okay=False), callback=output_folder,
+              help="write each input's mask, crop and 28x28 model input here")
 def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json, debug_dir):
     """Label the garment in each image.
 
@@ -107,7 +134,7 @@ def info(model, as_json):
 
 
 @main.command()
-@click.option("--dir", "folder", type=click.Path(file_okay=False),
+@click.option("--dir", "folder", type=click.Path(file_okay=False), callback=output_folder,
               help="where to put the files  [default: ~/.cache/fashion-edge/fashion-mnist]")
 @click.option("--base-url", default="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", show_default=True,
               help="where the four .gz files are served")
@@ -134,13 +161,16 @@ def download(folder, base_url):
               help="markdown table: folder(s) | ... | acceptable ids such as '2 Pullover, 6 Shirt', or 'none'  "
                    "[default: PHOTOS/README.md]")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), help="as for classify  [default: the model's own]")
-@click.option("--plot", type=click.Path(dir_okay=False), help="write the confusion matrix here as a PNG")
+@click.option("--plot", type=click.Path(dir_okay=False), callback=output_file(".png"),
+              help="write the confusion matrix here as a PNG")
 @click.option("--json", "as_json", is_flag=True, help="print the results as one JSON object")
 def evaluate(model, data_dir, photos, mapping, min_confidence, plot, as_json):
     """Measure accuracy: on the Fashion-MNIST test set, or on labelled photos with --photos."""
     from fashion_edge import evaluate as ev
     from fashion_edge.dataset import DataError
     from fashion_edge.photos import PhotoSetError
+    if plot and photos:
+        raise click.UsageError("--plot draws the 10-class confusion matrix of the Fashion-MNIST test set; drop --photos")
     clf = load_classifier(model, min_confidence=min_confidence)
     try:
         if photos:
@@ -151,8 +181,6 @@ def evaluate(model, data_dir, photos, mapping, min_confidence, plot, as_json):
     except (DataError, PhotoSetError) as e:
         fail(str(e))
     if plot:
-        if photos:
-            fail("--plot draws the 10-class confusion matrix of the Fashion-MNIST test set; drop --photos")
         from fashion_edge.report import save_confusion_png
         save_confusion_png(truth, preds, plot, clf.labels, title="Fashion-MNIST test")
     if as_json:
@@ -189,7 +217,8 @@ def evaluate(model, data_dir, photos, mapping, min_confidence, plot, as_json):
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per processed frame on stdout")
 @click.option("--serve", metavar="[HOST:]PORT",
               help="serve the live view at http://HOST:PORT/ (host: 127.0.0.1 unless you name another)")
-@click.option("--save", type=click.Path(dir_okay=False), help="write the overlaid video here (.mp4 or .avi)")
+@click.option("--save", type=click.Path(dir_okay=False), callback=output_file(".mp4", ".avi", ".mkv", ".mov", ".m4v"),
+              help="write the overlaid video here (.mp4 or .avi)")
 @click.option("--loop", is_flag=True, help="replay a video file from the start when it ends")
 @click.option("--max-frames", type=click.IntRange(1), help="stop after this many frames")
 @click.option("--verbose", is_flag=True, help="print the time per stage (capture, preprocess, inference, overlay)")

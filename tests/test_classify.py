@@ -68,6 +68,25 @@ def test_usage_errors_exit_2():
     assert run_cli("classify", SHIRT, "--model", "/no/such/model.onnx").returncode == 2
 
 
+def test_an_output_path_that_cannot_be_written_is_refused_before_the_work(tmp_path):
+    # Each of these once ran to the end (a whole evaluation, a whole video) and then failed
+    # with a traceback, losing the result; each is now a usage error at once.
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    cases = [
+        (["classify", SHIRT, "--debug-dir", a_file / "debug"], "cannot create folder"),
+        (["eval", "--plot", tmp_path / "missing" / "confusion.png"], "does not exist; create it first"),
+        (["eval", "--plot", tmp_path / "confusion.jpg"], "the name must end in .png"),
+        (["eval", "--plot", tmp_path / "confusion.png", "--photos", tmp_path], "drop --photos"),
+        (["webcam", "--source", SHIRT, "--no-display", "--save", tmp_path / "missing" / "out.mp4"], "does not exist"),
+        (["webcam", "--source", SHIRT, "--no-display", "--save", tmp_path / "out.xyz"], "must end in .mp4, .avi, .mkv, .mov or .m4v"),
+        (["download", "--dir", a_file / "data"], "cannot create folder"),
+    ]
+    for args, words in cases:
+        proc = run_cli(*args, timeout=30)
+        assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+
+
 def test_a_broken_model_file_is_one_line(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x01garbage")
