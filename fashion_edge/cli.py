@@ -87,7 +87,8 @@ def main():
 def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json, debug_dir):
     """Label the garment in each image.
 
-    INPUTS are image files, directories (searched recursively for images) or glob patterns.
+    INPUTS are image files, directories (searched recursively for images, skipping hidden
+    files and folders) or glob patterns.
     An input that cannot be read is reported on its own line and the rest go on; the exit
     status is then 1.
     """

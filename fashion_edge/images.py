@@ -180,19 +180,29 @@ def expand(inputs):
     """Files, directories (recursed, image files only) and glob patterns -> a list of paths.
 
     Anything that does not exist, and a folder without images, is kept as it is, so that it is
-    reported as an error in its place.
+    reported as an error in its place. Hidden files and folders are skipped, inside a directory
+    and where a pattern's wildcard would match them (as the shell's do): a phone's
+    DCIM/.thumbnails would classify each photo twice, and the ._IMG_0001.JPG files a Mac leaves
+    beside copied photos are no images at all.
     """
     paths = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+                           and not hidden(f.relative_to(p)))
             paths += found or [p]  # an empty folder is reported, not silently skipped
         elif not p.exists() and any(c in item for c in "*?["):
             anchor = Path(p.anchor) if p.is_absolute() else Path(".")
-            pattern = str(p.relative_to(p.anchor)) if p.is_absolute() else item
-            matches = sorted(m for m in anchor.glob(pattern) if m.is_file())
+            pattern = p.relative_to(p.anchor) if p.is_absolute() else Path(item)
+            matches = sorted(m for m in anchor.glob(str(pattern)) if m.is_file()
+                             and (hidden(pattern) or not hidden(m.relative_to(anchor))))
             paths += matches or [p]
         else:
             paths.append(p)
     return paths
+
+
+def hidden(path):
+    """Whether a relative path passes through a hidden file or folder (a name starting with a dot)."""
+    return any(part.startswith(".") and part not in (".", "..") for part in path.parts)

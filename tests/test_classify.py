@@ -46,9 +46,11 @@ def test_json_lines_follow_the_documented_shape(tmp_path):
 
 def test_directories_are_searched_for_images_only(tmp_path):
     (tmp_path / "sub").mkdir()
-    for name in ("a.png", "sub/b.jpg"):
+    (tmp_path / ".thumbnails").mkdir()
+    for name in ("a.png", "sub/b.jpg", ".thumbnails/a.jpg"):
         cv2.imwrite(str(tmp_path / name), cv2.imread(str(SHIRT)))
     (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "._a.png").write_bytes(b"\x00\x05\x16\x07")  # what a Mac leaves beside a copied file
     proc = run_cli("classify", tmp_path, "--json", check=0)
     paths = [json.loads(line)["path"] for line in proc.stdout.splitlines()]
     assert paths == [str(tmp_path / "a.png"), str(tmp_path / "sub" / "b.jpg")]
