@@ -13,7 +13,6 @@ The file's contract, which the runtime relies on:
 import argparse
 import json
 import os
-import pickle
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "train"))
 sys.path.insert(0, str(ROOT))
 from model import from_checkpoint  # noqa: E402
+from train import load_checkpoint  # noqa: E402
 
 from fashion_edge import dataset  # noqa: E402
 
@@ -60,19 +60,6 @@ def parse_args(argv=None):
                    help="recorded in the model: below it the runtime answers 'unknown'")
     p.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: searched)")
     return p.parse_args(argv)
-
-
-def load_checkpoint(path):
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        model = from_checkpoint(ckpt)
-    except FileNotFoundError:
-        sys.exit(f"error: {path}: no such checkpoint; train one with train/train.py --output DIR")
-    except (RuntimeError, KeyError, TypeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
-        reason = str(e).strip().splitlines()[0][:160]
-        sys.exit(f"error: {path}: not a checkpoint of this project's FashionCNN ({reason}); "
-                 "pass best.pt or last.pt from train/train.py")
-    return model, ckpt
 
 
 def export_fp32(model, path):
@@ -149,7 +136,8 @@ def write_metadata(path, meta):
 def main(argv=None):
     args = parse_args(argv)
     output = Path(args.output)
-    model, ckpt = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint)
+    model = from_checkpoint(ckpt)
     try:
         test_images, test_labels = dataset.load("test", args.data_dir)
         train_images, _ = dataset.load("train", args.data_dir)

@@ -25,7 +25,8 @@ def read_mapping(folder, mapping_file=None):
     try:
         text = mapping_file.read_text(encoding="utf-8")
     except OSError as e:
-        raise PhotoSetError(f"{mapping_file}: cannot read the class mapping ({e.strerror}); pass --mapping FILE") from None
+        raise PhotoSetError(f"{mapping_file}: cannot read the class mapping ({e.strerror}); a photo set needs a "
+                            "README.md table of its folders' class ids, or eval's --mapping FILE") from None
     mapping = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]

@@ -217,3 +217,24 @@ def test_a_bad_checkpoint_is_one_line_and_leaves_nothing(tmp_path, content, mess
     proc = run(EXPORT + ["--checkpoint", ckpt, "--output", out], check=1)
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists() and not list(tmp_path.glob("out/*"))
+
+
+def test_training_refuses_bad_inputs_in_one_line_before_the_work(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    no_mapping = tmp_path / "photos"
+    (no_mapping / "shirt").mkdir(parents=True)
+    average = [sys.executable, str(ROOT / "train" / "average.py")]
+    cases = [
+        (TRAIN + ["--init", tmp_path / "missing.pt", "--output", tmp_path / "run"], 1, "no such checkpoint"),
+        (TRAIN + ["--init", junk, "--output", tmp_path / "run"], 1, "not a checkpoint of this project's FashionCNN"),
+        (TRAIN + ["--output", junk / "run"], 1, "cannot create the run folder"),
+        (TRAIN + ["--photos", no_mapping, "--output", tmp_path / "run"] + QUICK, 1, "cannot read the class mapping"),
+        (TRAIN + ["--epochs", "0", "--output", tmp_path / "run"], 2, "0 is not a positive whole number"),
+        (TRAIN + ["--photo-weight", "1", "--output", tmp_path / "run"], 2, "1 is not a share from 0"),
+        (average + [junk, junk, "--output", tmp_path / "avg.pt"], 1, "not a checkpoint of this project's FashionCNN"),
+    ]
+    for cmd, status, words in cases:
+        proc = run(cmd, check=status)
+        assert words in proc.stderr and "Traceback" not in proc.stderr, (cmd, proc.stderr)
+    assert not (tmp_path / "avg.pt").exists()

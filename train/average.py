@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from train import save_atomic
+from train import load_checkpoint, save_atomic
 
 
 def main(argv=None):
@@ -25,10 +25,7 @@ def main(argv=None):
     p.add_argument("--output", required=True, help="the averaged checkpoint to write, for export/to_onnx.py")
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
-    try:
-        start, tuned = (torch.load(path, map_location="cpu", weights_only=False) for path in (args.start, args.tuned))
-    except FileNotFoundError as e:
-        sys.exit(f"error: {e.filename}: no such checkpoint")
+    start, tuned = load_checkpoint(args.start), load_checkpoint(args.tuned)
     if {k: v.shape for k, v in start["model"].items()} != {k: v.shape for k, v in tuned["model"].items()}:
         sys.exit(f"error: {args.start} and {args.tuned} hold different networks; "
                  "pass a run and a run fine-tuned from it with --init")

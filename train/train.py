@@ -9,6 +9,7 @@ accuracy) and metrics.json; at the end curves.png, confusion.png and the test ac
 import argparse
 import json
 import os
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -21,21 +22,35 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import FashionCNN  # noqa: E402
+from model import FashionCNN, from_checkpoint  # noqa: E402
 
 from fashion_edge import dataset  # noqa: E402
+
+
+def positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
+
+
+def share(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a share from 0 up to (not including) 1")
+    return value
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", help="folder with the four Fashion-MNIST IDX files (default: searched)")
     p.add_argument("--photos", help="folder-per-class real photos to learn from beside Fashion-MNIST")
-    p.add_argument("--photo-weight", type=float, default=0.25, help="share of each epoch's images that are photos")
-    p.add_argument("--photo-views", type=int, default=5, help="differently framed copies of each training photo")
+    p.add_argument("--photo-weight", type=share, default=0.25, help="share of each epoch's images that are photos")
+    p.add_argument("--photo-views", type=positive, default=5, help="differently framed copies of each training photo")
     p.add_argument("--init", help="start from this checkpoint's weights (fine-tuning), not from scratch; "
                    "the network takes its width")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=positive, default=40)
+    p.add_argument("--batch-size", type=positive, default=128)
     p.add_argument("--lr", type=float, default=0.1, help="peak learning rate of the one-cycle schedule")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=5e-4)
@@ -44,9 +59,9 @@ def parse_args(argv=None):
     p.add_argument("--photo-look", type=float, default=0.3,
                    help="probability of drawing an image the way photos are drawn (see photo_look)")
     p.add_argument("--dropout", type=float, default=0.2, help="dropout before the last fully connected layer")
-    p.add_argument("--width", type=int, default=16, help="channels of the first residual stage (then 2x, 4x)")
+    p.add_argument("--width", type=positive, default=16, help="channels of the first residual stage (then 2x, 4x)")
     p.add_argument("--ema", type=float, default=0.999, help="decay of the weight average that is evaluated and saved")
-    p.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
+    p.add_argument("--val-size", type=positive, default=5000, help="training images held out for validation")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--bf16", action="store_true",
@@ -56,7 +71,7 @@ def parse_args(argv=None):
     p.add_argument("--output", required=True, help="run folder for checkpoints, metrics and plots")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUTPUT/last.pt, with the settings the run was started with")
-    p.add_argument("--limit", type=int, help="use only the first N training images (quick runs)")
+    p.add_argument("--limit", type=positive, help="use only the first N training images (quick runs)")
     return p.parse_args(argv)
 
 
@@ -210,6 +225,21 @@ def reframe(image, rng):
     return cv2.warpAffine(crop, turn, (cw, ch), borderMode=cv2.BORDER_REFLECT)
 
 
+def load_checkpoint(path):
+    """The checkpoint this script saved at path. Any other file ends the script with one line
+    saying what is wrong, for train.py --init, average.py and export/to_onnx.py alike."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        from_checkpoint(ckpt)  # holds this project's network, or fails here
+    except FileNotFoundError:
+        sys.exit(f"error: {path}: no such checkpoint; train one with train/train.py --output DIR")
+    except (RuntimeError, KeyError, TypeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
+        reason = str(e).strip().splitlines()[0][:160]
+        sys.exit(f"error: {path}: not a checkpoint of this project's FashionCNN ({reason}); "
+                 "pass best.pt or last.pt from train/train.py")
+    return ckpt
+
+
 def save_atomic(obj, path):
     tmp = path.with_name(path.name + ".tmp")
     if path.suffix == ".json":
@@ -247,15 +277,18 @@ def main(argv=None):
     if args.resume:
         if not (out / "last.pt").exists():
             sys.exit(f"error: {out / 'last.pt'}: nothing to resume; start the run without --resume")
-        last = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+        last = load_checkpoint(out / "last.pt")
         # The run goes on as it was started (width, photos, schedule...); only where it runs may change.
         here = {k: getattr(args, k) for k in ("output", "resume", "data_dir", "device", "workers")}
         args = argparse.Namespace(**{**vars(args), **last["args"], **here})
     init = None
     if args.init:
-        init = torch.load(args.init, map_location="cpu", weights_only=False)
+        init = load_checkpoint(args.init)
         args.width = init["args"].get("width", args.width)  # its weights fit no other width
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        sys.exit(f"error: {out}: cannot create the run folder ({e.strerror}); pass another --output")
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
@@ -273,7 +306,11 @@ def main(argv=None):
     train_x, train_y = to_pixels(images[order[n_val:]]), one_hot(labels[order[n_val:]])
     photo_train = photo_val = None
     if args.photos:
-        photo_train, photo_val = load_photos(args.photos, args.seed, args.photo_views)
+        from fashion_edge.photos import PhotoSetError  # needs OpenCV, only when photos are used
+        try:
+            photo_train, photo_val = load_photos(args.photos, args.seed, args.photo_views)
+        except PhotoSetError as e:
+            sys.exit(f"error: {e}")
         reps = torch.as_tensor(photo_repeats(photo_train[1], args.photo_weight, len(train_x)))
         train_x = torch.cat([train_x, to_pixels(photo_train[0]).repeat_interleave(reps, 0)])
         train_y = torch.cat([train_y, torch.as_tensor(photo_train[1]).repeat_interleave(reps, 0)])
