@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "train"))
 sys.path.insert(0, str(ROOT))
 from model import from_checkpoint  # noqa: E402
-from train import load_checkpoint  # noqa: E402
+from train import load_checkpoint, positive  # noqa: E402
 
 from fashion_edge import dataset  # noqa: E402
 
@@ -50,13 +50,20 @@ class Exportable(torch.nn.Module):
         return self.model.predict(x)
 
 
+def probability(text):
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability from 0 to 1")
+    return value
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="best.pt or last.pt written by train/train.py")
     p.add_argument("--output", required=True, help="the .onnx file to write")
     p.add_argument("--quantize", action="store_true", help="int8 static quantization (QDQ, per-channel weights)")
-    p.add_argument("--calibration-size", type=int, default=1000, help="training images used to calibrate int8 ranges")
-    p.add_argument("--min-confidence", type=float, default=0.5,
+    p.add_argument("--calibration-size", type=positive, default=1000, help="training images used to calibrate int8 ranges")
+    p.add_argument("--min-confidence", type=probability, default=0.5,
                    help="recorded in the model: below it the runtime answers 'unknown'")
     p.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: searched)")
     return p.parse_args(argv)

@@ -233,6 +233,10 @@ def test_training_refuses_bad_inputs_in_one_line_before_the_work(tmp_path):
         (TRAIN + ["--epochs", "0", "--output", tmp_path / "run"], 2, "0 is not a positive whole number"),
         (TRAIN + ["--photo-weight", "1", "--output", tmp_path / "run"], 2, "1 is not a share from 0"),
         (average + [junk, junk, "--output", tmp_path / "avg.pt"], 1, "not a checkpoint of this project's FashionCNN"),
+        (EXPORT + ["--checkpoint", junk, "--output", tmp_path / "m.onnx", "--calibration-size", "0"], 2,
+         "0 is not a positive whole number"),
+        (EXPORT + ["--checkpoint", junk, "--output", tmp_path / "m.onnx", "--min-confidence", "3"], 2,
+         "3 is not a probability from 0 to 1"),
     ]
     for cmd, status, words in cases:
         proc = run(cmd, check=status)
