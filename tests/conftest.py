@@ -57,3 +57,19 @@ def run_cli(*args, check=None, timeout=300, **kw):
     if check is not None:
         assert proc.returncode == check, f"exit {proc.returncode}, expected {check}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     return proc
+
+
+def run_cli_measuring_memory(*args, timeout=300):
+    """run_cli in a child that reports its own peak memory: (CompletedProcess, peak MB).
+
+    The child reads VmHWM, which exec resets, unlike ru_maxrss, which a child forked from this
+    large test process inherits. The figure is the last line of its stderr, taken off there.
+    """
+    code = ("import sys; from fashion_edge.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nfinally:\n"
+            "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+            "    print(hwm.split()[1], file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    *rest, peak_kb = proc.stderr.rstrip("\n").split("\n")
+    proc.stderr = "\n".join(rest) + ("\n" if rest else "")
+    return proc, int(peak_kb) / 1024

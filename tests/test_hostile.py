@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from conftest import ROOT
+from conftest import ROOT, run_cli_measuring_memory
 
 SHIRT = ROOT / "samples" / "shirt.png"
 
@@ -109,13 +109,7 @@ def test_each_bad_input_is_one_line_and_the_rest_go_on(tmp_path):
     assert png_bomb(tmp_path / "size-check.png").stat().st_size < 1_000_000
     assert tiff_bomb(tmp_path / "size-check.tif").stat().st_size < 1_000_000
     args = [str(p) for p in [SHIRT, *bad, *good]]
-    # Run in a child that reports its own peak memory (VmHWM, which exec resets, unlike
-    # ru_maxrss, which a child forked from this large test process inherits).
-    code = ("import sys; from fashion_edge.cli import main\n"
-            "try:\n    main(sys.argv[1:])\nfinally:\n"
-            "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
-            "    print(hwm.split()[1], file=sys.stderr)\n")
-    proc = subprocess.run([sys.executable, "-c", code, "classify", "--json", *args], capture_output=True, text=True, timeout=120)
+    proc, peak_mb = run_cli_measuring_memory("classify", "--json", *args, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -125,7 +119,6 @@ def test_each_bad_input_is_one_line_and_the_rest_go_on(tmp_path):
         assert "\n" not in line["error"]
     for line in [lines[0], *lines[-len(good):]]:
         assert "error" not in line and line["top_k"], line
-    peak_mb = int(proc.stderr.strip().splitlines()[-1]) / 1024
     assert peak_mb < 400, f"peak memory {peak_mb:.0f} MB"
 
 

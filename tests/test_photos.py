@@ -4,7 +4,7 @@ import json
 import cv2
 import numpy as np
 
-from conftest import SHIPPED_TEST_FLOOR, run_cli
+from conftest import SHIPPED_TEST_FLOOR, run_cli, run_cli_measuring_memory
 from fashion_edge import photos
 
 # Floors a little under what the shipped model measured on the development set (see the
@@ -100,7 +100,10 @@ def test_a_garment_nothing_tells_from_its_border_fills_the_photo_but_a_bare_wall
 
 def test_eval_on_the_test_set_with_plot(data_dir, tmp_path):
     plot = tmp_path / "confusion.png"
-    proc = run_cli("eval", "--data-dir", data_dir, "--plot", plot, "--json", check=0)
+    proc, peak_mb = run_cli_measuring_memory("eval", "--data-dir", data_dir, "--plot", plot, "--json")
+    assert proc.returncode == 0, proc.stderr
+    # Ten views of each image in a batch of 1,000 once took 1.6 GB, more than a small Pi has.
+    assert peak_mb < 400, f"peak memory {peak_mb:.0f} MB"
     result = json.loads(proc.stdout)
     assert result["n"] == 10000 and result["accuracy"] >= SHIPPED_TEST_FLOOR
     assert len(result["per_class"]) == 10 and sum(map(sum, result["confusion"])) == 10000
