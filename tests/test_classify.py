@@ -68,7 +68,7 @@ def test_usage_errors_exit_2():
     assert run_cli("classify").returncode == 2
     assert run_cli("classify", SHIRT, "--top-k", "0").returncode == 2
     assert run_cli("classify", SHIRT, "--model", "/no/such/model.onnx").returncode == 2
-    assert run_cli("classify", SHIRT, "--batch-size", "4096").returncode == 2  # 4.6 GB of activations
+    assert run_cli("classify", SHIRT, "--batch-size", "4096").returncode == 2  # about 5 GB of activations
 
 
 def test_an_output_path_that_cannot_be_written_is_refused_before_the_work(tmp_path):
