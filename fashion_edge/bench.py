@@ -10,11 +10,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fashion_edge import images, preprocess
-from fashion_edge.model import Model
+from fashion_edge import cpu, images, preprocess
+from fashion_edge.model import FP32_MODEL, MAX_VIEWS, Model
 
-# The PyTorch baseline lives with the training code, so that the runtime never imports torch.
-TORCH_SCRIPT = Path("train") / "classify_torch.py"
+# The PyTorch baseline lives with the training code, so that the runtime never imports torch;
+# it runs from a checkout, where the train package is importable.
+TORCH_SCRIPT = ["-m", "train.classify_torch"]
 
 
 def percentiles(times):
@@ -58,8 +59,8 @@ def inference(models, runs, batch=64):
 
 
 def torch_eager(checkpoint, threads, runs):
-    """PyTorch eager latency, measured by train/classify_torch.py of a checkout; None without torch."""
-    cmd = [sys.executable, str(TORCH_SCRIPT), str(checkpoint), "--time", str(runs)] + (["--threads", str(threads)] if threads else [])
+    """PyTorch eager latency, measured by train.classify_torch of a checkout; None without torch."""
+    cmd = [sys.executable, *TORCH_SCRIPT, str(checkpoint), "--time", str(runs)] + (["--threads", str(threads)] if threads else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return None
@@ -101,7 +102,7 @@ def cold_start(photo, checkpoint=None, repeats=5):
         return statistics.median(times)
     out = {"fashion_edge_s": wall([sys.executable, "-m", "fashion_edge", "classify", str(photo)])}
     if checkpoint:
-        out["pytorch_script_s"] = wall([sys.executable, str(TORCH_SCRIPT), str(checkpoint), str(photo)])
+        out["pytorch_script_s"] = wall([sys.executable, *TORCH_SCRIPT, str(checkpoint), str(photo)])
         out["ratio"] = out["fashion_edge_s"] / out["pytorch_script_s"]
     return out
 
@@ -121,21 +122,29 @@ def pipeline(clf, frames=200):
     return {"fps": summary["fps"], "stage_ms": {k: v for k, v in summary["stage_ms"].items() if k != "start"}}
 
 
+def model_runs(model, other):
+    """{row name: run(pixels)} at one view and at ten, for the model and the one it is compared with."""
+    rows = {}
+    for m in (model, other):
+        name = f"{m.metadata.get('precision', 'model')} ({m.path.name})"
+        for views in (1, MAX_VIEWS):
+            rows[f"{name}, {views} view{'s' if views > 1 else ''}"] = lambda x, m=m, views=views: m.run(x, views)
+    return rows
+
+
 def run_all(model_path=None, compare=None, checkpoint=None, threads=None, runs=500, photo=None, log=sys.stderr):
     from fashion_edge.classifier import Classifier
     # Read first, so that an unusable photo fails before any timing is done.
     image = scene() if photo is None else cv2.resize(images.load(photo), (640, 480), interpolation=cv2.INTER_AREA)
-    clf = Classifier(model_path, threads=threads)
-    models = {f"{clf.model.metadata.get('precision', 'model')} (shipped)": clf.model.run}
-    if compare:
-        other = Model(compare, threads)
-        models[f"{other.metadata.get('precision', 'compare')} ({Path(compare).name})"] = other.run
+    clf = Classifier(model_path, threads=threads, views=1)
+    other = Model(compare or FP32_MODEL, threads)
     print("timing inference ...", file=log)
-    results = {"inference": inference(models, runs)}
+    results = {"cpu": cpu.describe(), "inference": inference(model_runs(clf.model, other), runs)}
     if checkpoint:
         eager = torch_eager(checkpoint, threads, runs)
         if eager is None:
-            print(f"{TORCH_SCRIPT} could not run (is torch installed?): the PyTorch baselines are skipped", file=log)
+            print("train.classify_torch could not run (is torch installed, and is this a checkout?): "
+                  "the PyTorch baselines are skipped", file=log)
             checkpoint = None
         else:
             results["inference"]["pytorch eager"] = eager

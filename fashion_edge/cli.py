@@ -11,7 +11,8 @@ import click
 
 from fashion_edge import __version__
 
-MODEL_HELP = "ONNX model from export/to_onnx.py  [default: the packaged model]"
+MODEL_HELP = ("int8 (the packaged model), fp32 (the same network unquantized: compare them with 'bench'), "
+              "or a .onnx file from export/to_onnx.py  [default: int8]")
 
 
 def emit(obj):
@@ -49,11 +50,32 @@ def output_folder(ctx, param, value):
     return value
 
 
-def load_classifier(model, threads=None, min_confidence=None, top_k=3):
+def model_file(ctx, param, value):
+    """An option callback: the packaged int8 or fp32 model by name, or a model file's path."""
+    from fashion_edge.model import DEFAULT_MODEL, FP32_MODEL
+    packaged = {"int8": DEFAULT_MODEL, "fp32": FP32_MODEL}
+    if value is None or value in packaged:
+        return str(packaged.get(value, DEFAULT_MODEL))
+    if not Path(value).is_file():
+        raise click.BadParameter(f"{value}: no such file; pass int8, fp32 or a .onnx file")
+    return value
+
+
+def model_option(f):
+    return click.option("--model", callback=model_file, help=MODEL_HELP)(f)
+
+
+def views_option(default, why):
+    return click.option("--views", type=click.IntRange(1, 10), default=default, show_default=True,
+                        help="views of each image whose answers are averaged: 1 the image, 2 with its mirror image, "
+                             f"up to 10 with its one-pixel shifts; {why}")
+
+
+def load_classifier(model, threads=None, min_confidence=None, top_k=3, views=1):
     from fashion_edge.classifier import Classifier
     from fashion_edge.model import ModelError
     try:
-        return Classifier(model, threads=threads, min_confidence=min_confidence, top_k=top_k)
+        return Classifier(model, threads=threads, min_confidence=min_confidence, top_k=top_k, views=views)
     except ModelError as e:
         fail(str(e))
 
@@ -74,7 +96,7 @@ def main():
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--top-k", type=click.IntRange(1, 10), default=3, show_default=True, help="classes listed per input")
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), help=MODEL_HELP)
+@model_option
 @click.option("--threads", type=click.IntRange(1, 64),
               help="threads that prepare photos and run the model  [default: one per core; onnxruntime's choice]")
 @click.option("--batch-size", type=click.IntRange(1, 256), default=64, show_default=True,
@@ -86,7 +108,8 @@ def main():
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per input on stdout")
 @click.option("--debug-dir", type=click.Path(file_okay=False), callback=output_folder,
               help="write each input's mask, crop and 28x28 model input here")
-def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json, debug_dir):
+@views_option(10, "fewer are faster on a slow CPU, at a small cost in accuracy (see the model card)")
+def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json, debug_dir, views):
     """Label the garment in each image.
 
     INPUTS are image files, directories (searched recursively for images, skipping hidden
@@ -98,7 +121,7 @@ def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json,
     paths = expand(inputs)
     if not paths:
         fail("no image files found in " + " ".join(inputs))
-    clf = load_classifier(model, threads, min_confidence, top_k)
+    clf = load_classifier(model, threads, min_confidence, top_k, views)
     width = max(len(str(p)) for p in paths)
     failed = 0
     with click.progressbar(length=len(paths), label="classifying", file=sys.stderr,
@@ -120,7 +143,7 @@ def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json,
 
 
 @main.command()
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), help=MODEL_HELP)
+@model_option
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def info(model, as_json):
     """Show the model's labels, input convention and accuracy, and the runtime's versions."""
@@ -156,7 +179,7 @@ def download(folder, base_url):
 
 
 @main.command("eval")
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), help=MODEL_HELP)
+@model_option
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), help="Fashion-MNIST files  [default: searched]")
 @click.option("--photos", type=click.Path(exists=True, file_okay=False),
               help="a folder-per-class photo set instead of the Fashion-MNIST test set")
@@ -166,21 +189,23 @@ def download(folder, base_url):
 @click.option("--min-confidence", type=click.FloatRange(0, 1), help="as for classify  [default: the model's own]")
 @click.option("--plot", type=click.Path(dir_okay=False), callback=output_file(".png"),
               help="write the confusion matrix here as a PNG")
+@click.option("--limit", type=click.IntRange(1), help="only the first N test images: a quick check on a slow or emulated CPU")
+@views_option(10, "as for classify")
 @click.option("--json", "as_json", is_flag=True, help="print the results as one JSON object")
-def evaluate(model, data_dir, photos, mapping, min_confidence, plot, as_json):
+def evaluate(model, data_dir, photos, mapping, min_confidence, plot, limit, views, as_json):
     """Measure accuracy: on the Fashion-MNIST test set, or on labelled photos with --photos."""
     from fashion_edge import evaluate as ev
     from fashion_edge.dataset import DataError
     from fashion_edge.photos import PhotoSetError
     if plot and photos:
         raise click.UsageError("--plot draws the 10-class confusion matrix of the Fashion-MNIST test set; drop --photos")
-    clf = load_classifier(model, min_confidence=min_confidence)
+    clf = load_classifier(model, min_confidence=min_confidence, views=views)
     try:
         if photos:
             result, rows = ev.on_photos(clf, photos, mapping)
             truth = preds = None
         else:
-            result, truth, preds = ev.on_test_set(clf, data_dir)
+            result, truth, preds = ev.on_test_set(clf, data_dir, limit)
     except (DataError, PhotoSetError) as e:
         fail(str(e))
     if plot:
@@ -211,11 +236,12 @@ def evaluate(model, data_dir, photos, mapping, min_confidence, plot, as_json):
               help="camera index, video file, stream URL (rtsp://, http://) or 'picamera' (Raspberry Pi camera module)")
 @click.option("--width", type=click.IntRange(16, 8192), help="capture width to ask the camera for")
 @click.option("--height", type=click.IntRange(16, 8192), help="capture height to ask the camera for")
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), help=MODEL_HELP)
+@model_option
 @click.option("--threads", type=click.IntRange(1, 64), help="inference threads  [default: onnxruntime's choice]")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), help="as for classify  [default: the model's own]")
 @click.option("--smooth", type=click.IntRange(1, 100), default=5, show_default=True,
               help="average the probabilities over this many recent frames")
+@views_option(1, "the frames are averaged already (--smooth), so more views mostly cost frame rate")
 @click.option("--no-display", is_flag=True, help="no window, even where a display exists")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per processed frame on stdout")
 @click.option("--serve", metavar="[HOST:]PORT",
@@ -225,8 +251,8 @@ def evaluate(model, data_dir, photos, mapping, min_confidence, plot, as_json):
 @click.option("--loop", is_flag=True, help="replay a video file from the start when it ends")
 @click.option("--max-frames", type=click.IntRange(1), help="stop after this many frames")
 @click.option("--verbose", is_flag=True, help="print the time per stage (capture, preprocess, inference, overlay)")
-def webcam(source, width, height, model, threads, min_confidence, smooth, no_display, as_json, serve, save, loop,
-           max_frames, verbose):
+def webcam(source, width, height, model, threads, min_confidence, smooth, views, no_display, as_json, serve, save,
+           loop, max_frames, verbose):
     """Classify live frames from a camera, a video file or a stream.
 
     With a display a window shows the video (q or Esc quits); without one it runs headless.
@@ -240,18 +266,18 @@ def webcam(source, width, height, model, threads, min_confidence, smooth, no_dis
         address = parse_address(serve) if serve else None
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--serve") from None
-    clf = load_classifier(model, threads, min_confidence)
+    clf = load_classifier(model, threads, min_confidence, views=views)
     try:
         live.run(clf, source, width, height, display=not no_display, as_json=as_json, serve=address, save=save,
-                 loop=loop, max_frames=max_frames, smooth=smooth, verbose=verbose)
+                 loop_video=loop, max_frames=max_frames, smooth=smooth, verbose=verbose)
     except (CameraError, ServerError) as e:
         fail(str(e))
 
 
 @main.command()
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), help=MODEL_HELP)
-@click.option("--compare", type=click.Path(exists=True, dir_okay=False),
-              help="a second ONNX model to time beside it, such as the fp32 export")
+@model_option
+@click.option("--compare", callback=model_file, default="fp32", show_default=True,
+              help="the model timed beside it: int8, fp32 or a .onnx file")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
               help="a train/train.py checkpoint: adds the PyTorch baselines, eager latency and a plain "
                    "PyTorch script's cold start (needs torch; run from a checkout, which has train/)")
@@ -276,6 +302,8 @@ def bench(model, compare, checkpoint, photo, threads, runs, as_json):
     if as_json:
         emit(results)
         return
+    from fashion_edge.cpu import summary
+    click.echo(f"CPU: {summary(results['cpu'])}")
     inference = results["inference"]
     base_name = list(inference)[-1]
     base = inference[base_name]

@@ -8,7 +8,27 @@ from pathlib import Path
 
 import numpy as np
 
+from fashion_edge import cpu
+
 DEFAULT_MODEL = Path(__file__).parent / "models" / "fashion-cnn.onnx"
+FP32_MODEL = DEFAULT_MODEL.with_name("fashion-cnn-fp32.onnx")  # the same network unquantized, for comparison
+# A prediction may average the probabilities of up to ten views of the image: itself and its
+# mirror image, then each one-pixel shift (rows, columns) and its mirror image. Training shifts
+# and flips its images, so each view is one the network knows and each is a second opinion.
+VIEW_SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
+MAX_VIEWS = 2 * len(VIEW_SHIFTS)
+
+
+def view_batch(pixels, count):
+    """[N, 1, 28, 28] -> [count * N, 1, 28, 28]: the first `count` views of every image, view by view."""
+    if not 1 <= count <= MAX_VIEWS:
+        raise ValueError(f"views must be from 1 to {MAX_VIEWS}, not {count}")
+    padded = np.pad(pixels, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    out = []
+    for dy, dx in VIEW_SHIFTS:
+        view = padded[:, :, 1 + dy:29 + dy, 1 + dx:29 + dx]
+        out += [view, view[..., ::-1]]
+    return np.concatenate(out[:count])
 
 
 class ModelError(Exception):
@@ -40,16 +60,25 @@ class Model:
         self.min_confidence = float(self.metadata.get("min_confidence", 0.5))
         self.input_name = self.session.get_inputs()[0].name
         outputs = [o.name for o in self.session.get_outputs()]
-        assert outputs[:2] == ["probabilities", "embedding"], f"{self.path}: unexpected outputs {outputs}"
+        if outputs[:2] != ["probabilities", "embedding"]:
+            raise ModelError(f"{self.path}: outputs {outputs}, not probabilities and embedding; "
+                             "export the model with export/to_onnx.py")
 
-    def run(self, pixels):
-        """float32 [N, 1, 28, 28] in [0, 1] -> (probabilities [N, classes], embedding [N, D])."""
-        probs, embedding = self.session.run(None, {self.input_name: np.ascontiguousarray(pixels, np.float32)})
-        return probs, embedding
+    def run(self, pixels, views=1):
+        """float32 [N, 1, 28, 28] in [0, 1] -> (probabilities [N, classes], embedding [N, D]).
+
+        The probabilities are averaged over `views` views of each image (see view_batch()); the
+        embedding is the image's own.
+        """
+        n = len(pixels)
+        batch = view_batch(np.asarray(pixels, np.float32), views)
+        probs, embedding = self.session.run(None, {self.input_name: np.ascontiguousarray(batch)})
+        return probs.reshape(views, n, -1).mean(0), embedding[:n]
 
     def info(self):
         import onnxruntime as ort
         meta = {k: v for k, v in self.metadata.items() if k not in ("labels", "input", "min_confidence")}
         return {"model_path": str(self.path), "labels": self.labels, "input": self.input_convention,
                 "test_accuracy": float(meta.pop("test_accuracy", "nan")), "min_confidence": self.min_confidence,
-                "metadata": meta, "onnxruntime": ort.__version__, "providers": self.session.get_providers()}
+                "metadata": meta, "onnxruntime": ort.__version__, "providers": self.session.get_providers(),
+                "cpu": cpu.summary()}

@@ -1,6 +1,7 @@
 """`fashion-edge webcam`: classify live camera frames, show them, stream them, log them.
 
-One visible loop: read a frame, preprocess(), classify(), draw(), hand the result on.
+One visible loop: read a frame, preprocess() it, classify(), draw(), hand the result to each
+sink (a window, the browser page, JSON lines, a video file).
 """
 import collections
 import json
@@ -8,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -24,27 +26,70 @@ def preprocess(frame):
     return photo.prepare(frame)
 
 
+class Ahead:
+    """Frames from a source, each already on its way through preprocess() on a pool of threads.
+
+    Preprocessing is most of a frame's time and OpenCV releases the GIL while it works, so
+    preparing the next frames while this one is classified and drawn uses every core.
+    """
+
+    def __init__(self, src, workers):
+        self.src, self.workers, self.pending = src, workers, collections.deque()
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="preprocess") if workers > 1 else None
+        self.busy = 0.0  # seconds spent in preprocess(), on all threads together
+
+    def _prepare(self, frame):
+        t = time.perf_counter()
+        prepared = preprocess(frame)
+        self.busy += time.perf_counter() - t
+        return prepared
+
+    def read(self):
+        """(index, frame, Prepared), or None at the end."""
+        while len(self.pending) < self.workers and (item := self.src.read()) is not None:
+            index, frame = item
+            work = self.pool.submit(self._prepare, frame) if self.pool else self._prepare(frame)
+            self.pending.append((index, frame, work))
+        if not self.pending:
+            return None
+        index, frame, work = self.pending.popleft()
+        return index, frame, work if self.pool is None else work.result()
+
+    def close(self):
+        if self.pool:
+            self.pool.shutdown(cancel_futures=True)
+
+
 def classify(clf, prepared, recent):
-    """The prediction for this frame, its probabilities averaged over the recent frames so the label does not flicker."""
-    probs = clf.model.run(prepared.pixels[None, None])[0][0] if prepared.found else None
+    """The prediction for this frame, its probabilities averaged over the recent frames so the
+    label does not flicker; None when nothing is in view."""
+    probs = clf.probabilities([prepared])[0] if prepared.found else None
     recent.append(probs)
     seen = [p for p in recent if p is not None]
     if prepared.found and seen:
         return clf.decide(np.mean(seen, axis=0), prepared)
-    return None  # nothing in view
+    return None
+
+
+def title(prediction):
+    """The overlay's and the summary's name for a frame's answer."""
+    if prediction is None:
+        return NOTHING
+    if prediction.class_id is None:
+        return f"unknown (closest: {prediction.top_k[0]['label']})"
+    return f"{prediction.label} {prediction.confidence:.0%}"
 
 
 def draw(frame, prediction, fps):
     """The frame with the garment's box, the label, top-3 bars and the frame rate drawn on it."""
     canvas = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    known = prediction is not None and prediction.class_id is not None
     if prediction is not None and prediction.box:
         x, y, w, h = prediction.box
+        known = prediction.class_id is not None
         cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 220, 0) if known else (0, 200, 255), 2)
-    title = f"{prediction.label} {prediction.confidence:.0%}" if known else NOTHING
     cv2.rectangle(canvas, (0, 0), (canvas.shape[1], 34), (0, 0, 0), -1)
-    cv2.putText(canvas, title, (8, 24), font, 0.75, (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.putText(canvas, title(prediction), (8, 24), font, 0.75, (255, 255, 255), 2, cv2.LINE_AA)
     cv2.putText(canvas, f"{fps:5.1f} fps", (canvas.shape[1] - 110, 24), font, 0.6, (200, 200, 200), 1, cv2.LINE_AA)
     if prediction is not None:
         cv2.rectangle(canvas, (0, 34), (300, 40 + 22 * len(prediction.top_k[:3])), (0, 0, 0), -1)
@@ -55,20 +100,105 @@ def draw(frame, prediction, fps):
     return canvas
 
 
-class Stages:
-    """Time spent per stage of the loop, for --verbose and `fashion-edge bench`."""
+def frame_result(index, seconds, prediction, fps):
+    """A frame's JSON line: label null when nothing is in view, "unknown" when a garment is unsure."""
+    return {"frame": index, "time": round(seconds, 4),
+            "label": prediction.label if prediction else None, "class_id": prediction.class_id if prediction else None,
+            "confidence": prediction.confidence if prediction else 0.0,
+            "top_k": prediction.top_k if prediction else [], "box": prediction.box if prediction else None,
+            "fps": round(fps, 2)}
+
+
+# The sinks: each takes every frame's result and, if it draws, the overlaid frame; show()
+# returns False when the viewer asks to stop.
+
+class JsonSink:
+    draws = False
+
+    def __init__(self, out):
+        self.out = out
+
+    def show(self, result, canvas):
+        print(json.dumps(result), file=self.out, flush=True)
+        return True
+
+    def close(self):
+        pass
+
+
+class WindowSink:
+    draws = True
+
+    def show(self, result, canvas):
+        cv2.imshow(WINDOW, canvas)
+        return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+
+    def close(self):
+        cv2.destroyAllWindows()
+
+
+class BrowserSink:
+    draws = True
+
+    def __init__(self, host, port, log):
+        self.server = Server(host, port)
+        print(f"serving the live view on {self.server.url}", file=log)
+
+    def show(self, result, canvas):
+        self.server.broadcast.publish(cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes(), result)
+        return True
+
+    def close(self):
+        self.server.close()
+
+
+class VideoSink:
+    """An overlaid video written under a temporary name and moved into place when finished."""
+    draws = True
+
+    def __init__(self, path, fps):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.fps, self.video = fps, None
+
+    def show(self, result, canvas):
+        if self.video is None:
+            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+            self.video = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (canvas.shape[1], canvas.shape[0]))
+            if not self.video.isOpened():
+                raise camera.CameraError(f"{self.path}: cannot write a video there; use a .mp4 or .avi name in a writable folder")
+        self.video.write(canvas)
+        return True
+
+    def close(self):
+        if self.video is not None:
+            self.video.release()
+            os.replace(self.tmp, self.path)
+
+
+class Stats:
+    """Frames, time per stage and the answers seen, for the summary, --verbose and `fashion-edge bench`."""
 
     def __init__(self):
-        self.total = collections.defaultdict(float)
-        self.last = time.perf_counter()
+        self.started = self.last = time.perf_counter()
+        self.frames, self.stage, self.answers, self.rate = 0, collections.defaultdict(float), collections.Counter(), FrameRate()
 
     def lap(self, name):
         now = time.perf_counter()
-        self.total[name] += now - self.last
+        self.stage[name] += now - self.last
         self.last = now
 
-    def report(self, frames):
-        return {name: 1000 * t / max(frames, 1) for name, t in self.total.items()}
+    def count(self, prediction):
+        self.frames += 1
+        self.answers[prediction.label if prediction else NOTHING] += 1
+        return self.rate.tick()
+
+    def summary(self, preprocess_seconds):
+        seconds = time.perf_counter() - self.started
+        stage_ms = {name: 1000 * t / max(self.frames, 1) for name, t in self.stage.items()}
+        stage_ms["preprocess (on worker threads)"] = 1000 * preprocess_seconds / max(self.frames, 1)
+        return {"frames": self.frames, "seconds": round(seconds, 3), "fps": round(self.frames / max(seconds, 1e-9), 1),
+                "labels": dict(self.answers.most_common()), "stage_ms": stage_ms}
 
 
 class FrameRate:
@@ -92,115 +222,78 @@ def can_show_window():
         return False
 
 
+def open_sinks(source, src, display, as_json, serve, save, out, log):
+    sinks = [JsonSink(out)] if as_json else []
+    if display and can_show_window():
+        sinks.append(WindowSink())
+    elif display:
+        print("no display: running headless" + ("" if serve else
+              f"; for a live view in a browser run: fashion-edge webcam --source {source} --serve 8080"), file=log)
+    if serve:
+        sinks.append(BrowserSink(*serve, log))
+    if save:
+        sinks.append(VideoSink(save, src.fps))
+    return sinks
+
+
+def loop(clf, frames, sinks, stats, max_frames=None, smooth=5):
+    """The live loop, until the frames end, max_frames, or a sink's viewer quits."""
+    recent = collections.deque(maxlen=smooth)
+    draws = any(sink.draws for sink in sinks)
+    while max_frames is None or stats.frames < max_frames:
+        item = frames.read()
+        if item is None:
+            break
+        index, frame, prepared = item
+        stats.lap("capture + preprocess")
+        prediction = classify(clf, prepared, recent)
+        fps = stats.count(prediction)
+        stats.lap("inference")
+        result = frame_result(index, time.perf_counter() - stats.started, prediction, fps)
+        canvas = draw(frame, prediction, fps) if draws else None
+        if not all([sink.show(result, canvas) for sink in sinks]):
+            break
+        stats.lap("overlay and output")
+
+
 def run(clf, source="0", width=None, height=None, display=True, as_json=False, serve=None, save=None,
-        loop=False, max_frames=None, smooth=5, verbose=False, out=sys.stdout, log=sys.stderr):
+        loop_video=False, max_frames=None, smooth=5, verbose=False, out=sys.stdout, log=sys.stderr):
     """Run the live loop until the source ends, max_frames, q/Esc, Ctrl-C or SIGTERM. Returns a summary dict.
 
     Raises camera.CameraError when the source cannot be opened or fails for good.
     """
-    src = camera.open_source(source, width, height, loop)
-    server = writer = None
-    shown = display and can_show_window()
-    if display and not shown:
-        print("no display: running headless" + ("" if serve else
-              f"; for a live view in a browser run: fashion-edge webcam --source {source} --serve 8080"), file=log)
-    # SIGTERM ends the run the way Ctrl-C does: through the finally below.
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    recent = collections.deque(maxlen=smooth)
-    stages, rate, labels = Stages(), FrameRate(), collections.Counter()
-    frames, started, failure = 0, time.perf_counter(), None
+    src = camera.open_source(source, width, height, loop_video)
+    frames, stats, sinks, failure = Ahead(src, clf.threads), Stats(), [], None
+    previous = signal.signal(signal.SIGTERM, interrupt)  # SIGTERM ends the run as Ctrl-C does: through finally
     try:
-        if serve:
-            server = Server(*serve)
-            print(f"serving the live view on {server.url}", file=log)
-        if save:
-            writer = Writer(save, src.fps)
-        draws = shown or server or writer
-        stages.lap("start")
-        while max_frames is None or frames < max_frames:
-            item = src.read()
-            if item is None:
-                break
-            index, frame = item
-            stages.lap("capture")
-            prepared = preprocess(frame)
-            stages.lap("preprocess")
-            prediction = classify(clf, prepared, recent)
-            fps = rate.tick()
-            stages.lap("inference")
-            labels[prediction.label if prediction and prediction.class_id is not None else NOTHING] += 1
-            frames += 1
-            result = frame_result(index, time.perf_counter() - started, prediction, fps)
-            if as_json:
-                print(json.dumps(result), file=out, flush=True)
-            if draws:
-                canvas = draw(frame, prediction, fps)
-                if server:
-                    server.broadcast.publish(cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes(), result)
-                if writer:
-                    writer.write(canvas)
-                if shown:
-                    cv2.imshow(WINDOW, canvas)
-                    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                        break
-                stages.lap("overlay/encode")
+        sinks = open_sinks(source, src, display, as_json, serve, save, out, log)
+        stats.lap("start")
+        loop(clf, frames, sinks, stats, max_frames, smooth)
     except KeyboardInterrupt:
         pass
     except camera.CameraError as e:
         failure = e
     finally:
         signal.signal(signal.SIGTERM, previous)
+        frames.close()
         src.release()
-        if server:
-            server.close()
-        if writer:
-            writer.close()
-        if shown:
-            cv2.destroyAllWindows()
-    seconds = time.perf_counter() - started
-    summary = {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / max(seconds, 1e-9), 1),
-               "labels": dict(labels.most_common()), "stage_ms": stages.report(frames)}
-    histogram = ", ".join(f"{k} {v}" for k, v in labels.most_common())
-    print(f"{frames} frames in {seconds:.1f} s ({summary['fps']} fps); {histogram or 'no frames'}", file=log)
-    if verbose:
-        stage_ms = summary["stage_ms"]
-        stage_ms.pop("start", None)
-        print("per frame: " + ", ".join(f"{k} {v:.2f} ms" for k, v in stage_ms.items()), file=log)
+        for sink in sinks:
+            sink.close()
+    summary = stats.summary(frames.busy)
+    report(summary, verbose, log)
     if failure:
         raise failure
     return summary
 
 
+def report(summary, verbose, log):
+    answers = ", ".join(f"{k} {v}" for k, v in summary["labels"].items())
+    print(f"{summary['frames']} frames in {summary['seconds']:.1f} s ({summary['fps']} fps); {answers or 'no frames'}",
+          file=log)
+    if verbose:
+        stages = {k: v for k, v in summary["stage_ms"].items() if k != "start"}
+        print("per frame: " + ", ".join(f"{k} {v:.2f} ms" for k, v in stages.items()), file=log)
+
+
 def interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-def frame_result(index, seconds, prediction, fps):
-    known = prediction is not None and prediction.class_id is not None
-    return {"frame": index, "time": round(seconds, 4),
-            "label": prediction.label if known else None, "class_id": prediction.class_id if known else None,
-            "confidence": prediction.confidence if prediction else 0.0,
-            "top_k": prediction.top_k if prediction else [], "box": prediction.box if prediction else None,
-            "fps": round(fps, 2)}
-
-
-class Writer:
-    """An overlaid video written under a temporary name and moved into place when finished."""
-
-    def __init__(self, path, fps):
-        self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
-        self.fps, self.video = fps, None
-
-    def write(self, frame):
-        if self.video is None:
-            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
-            self.video = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (frame.shape[1], frame.shape[0]))
-            if not self.video.isOpened():
-                raise camera.CameraError(f"{self.path}: cannot write a video there; use a .mp4 or .avi name in a writable folder")
-        self.video.write(frame)
-
-    def close(self):
-        if self.video is not None:
-            self.video.release()
-            os.replace(self.tmp, self.path)

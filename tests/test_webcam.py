@@ -53,6 +53,18 @@ def test_every_frame_of_a_file_is_classified_in_order(clip):
     assert f"{len(truth)} frames in" in err and "fps" in err
 
 
+def test_an_unsure_garment_is_unknown_not_nothing_in_view(clip):
+    # A garment below the confidence threshold is still a garment in view: it keeps its box
+    # and its closest classes, and the summary counts it apart from empty frames.
+    proc = webcam("--source", clip[0], "--no-display", "--json", "--max-frames", 5, "--min-confidence", 1)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    for frame in map(json.loads, out.splitlines()):
+        assert frame["label"] == "unknown" and frame["class_id"] is None
+        assert frame["box"] and len(frame["top_k"]) == 3
+    assert "unknown 5" in err and "nothing in view" not in err
+
+
 def test_max_frames_and_save_write_a_readable_video(clip, tmp_path):
     path, _ = clip
     saved = tmp_path / "out.mp4"

@@ -1,6 +1,6 @@
 """Average the weights of a fine-tuned run with those of the run it started from.
 
-    python train/average.py runs/rn80/last.pt runs/ft12/last.pt --output runs/ft12/average.pt
+    python -m train.average runs/rn80/last.pt runs/ft12/last.pt --output runs/ft12/average.pt
 
 Fine-tuning on a larger share of photos made the shipped network better on photos but worse
 on Fashion-MNIST and at leaving hats, shorts and skirts `unknown`. The plain average of the two
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from train import load_checkpoint, save_atomic
+from train.train import load_checkpoint, save_atomic
 
 
 def main(argv=None):
@@ -33,7 +33,7 @@ def main(argv=None):
     model = {k: torch.lerp(v, tuned["model"][k], args.weight) if v.is_floating_point() else tuned["model"][k]
              for k, v in start["model"].items()}
     save_atomic(dict(model=model, args=tuned["args"], epoch=tuned["epoch"], averaged_with=start["args"],
-                     average_command=" ".join(["python train/average.py", *argv])), Path(args.output))
+                     average_command=" ".join(["python -m train.average", *argv])), Path(args.output))
     print(f"wrote {args.output}: {1 - args.weight:g} x {args.start} + {args.weight:g} x {args.tuned}", file=sys.stderr)
 
 

@@ -3,23 +3,18 @@
 `fashion-edge bench --checkpoint CKPT` uses this script as its PyTorch baseline: whole runs
 of it for cold start, and --time for eager-mode latency.
 
-    python train/classify_torch.py runs/exp1/best.pt shirt.jpg
-    python train/classify_torch.py runs/exp1/best.pt --time 500     # latency figures as JSON
+    python -m train.classify_torch runs/exp1/best.pt shirt.jpg
+    python -m train.classify_torch runs/exp1/best.pt --time 500     # latency figures as JSON
 """
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import from_checkpoint  # noqa: E402
-
-from fashion_edge.dataset import LABELS  # noqa: E402  (numpy only: the baseline stays plain PyTorch)
+from fashion_edge.dataset import LABELS  # numpy only: the baseline stays plain PyTorch
+from train.model import from_checkpoint
 
 
 def timings(model, runs, batch=64):

@@ -7,11 +7,11 @@ It takes pixels in [0, 1], garment bright on black, and normalizes them itself, 
 exported ONNX graph carries the normalization and the runtime never needs the constants.
 """
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from fashion_edge.model import MAX_VIEWS, view_batch
+
 MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST training pixels, scaled to [0, 1]
-SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # (rows, columns) each view of predict() is moved by
 
 
 def conv_bn_relu(c_in, c_out):
@@ -56,26 +56,13 @@ class FashionCNN(nn.Module):
         """Pixels [N, 1, 28, 28] in [0, 1] -> logits [N, 10] (softmax is applied at export)."""
         return self.classifier(self.embed(x))
 
-    def predict(self, x):
-        """What the exported model outputs: (probabilities [N, 10], embedding [N, 256]).
-
-        The probabilities are averaged over ten views of each image: itself and shifted by one
-        pixel up, down, left and right, each also mirrored. Training shifts and flips its
-        images, so each view is one the network knows, and each is a second opinion. On the
-        validation images of the shipped model's first run this raised accuracy from 94.52%
-        (the image alone) to 94.70% (with its mirror image) and 94.82% (all ten). The
-        embedding is the image's own.
-        """
-        padded = F.pad(x, (1, 1, 1, 1))
-        views = [padded[:, :, 1 + dy:29 + dy, 1 + dx:29 + dx] for dy, dx in SHIFTS]  # each [N, 1, 28, 28]
-        views += [v.flip(3) for v in views]
-        embeddings = self.embed(torch.cat(views))                                      # [10N, 256]
-        probabilities = torch.softmax(self.classifier(embeddings), 1)                   # [10N, 10]
-        # Split by reshaping, not by slicing with len(x): the exported graph must keep N free,
-        # and len(x) would write the traced batch of one into it.
-        probabilities = probabilities.reshape(len(views), -1, probabilities.shape[1])   # [10, N, 10]
-        embeddings = embeddings.reshape(len(views), -1, embeddings.shape[1])            # [10, N, 256]
-        return probabilities.mean(0), embeddings[0]
+    def predict(self, x, views=MAX_VIEWS):
+        """(probabilities [N, 10], embedding [N, 256]) as the runtime computes them from the exported model:
+        the probabilities averaged over `views` views of each image (fashion_edge.model.view_batch)."""
+        n = len(x)
+        embeddings = self.embed(torch.from_numpy(view_batch(x.cpu().numpy(), views)).to(x.device))  # [views*N, 256]
+        probabilities = torch.softmax(self.classifier(embeddings), 1)                                  # [views*N, 10]
+        return probabilities.reshape(views, n, -1).mean(0), embeddings[:n]
 
 
 def from_checkpoint(ckpt):

@@ -1,7 +1,7 @@
 """Train the Fashion-MNIST CNN.
 
-    python train/train.py --epochs 40 --output runs/exp1
-    python train/train.py --output runs/exp1 --resume          # continue where last.pt stopped
+    python -m train.train --epochs 40 --output runs/exp1
+    python -m train.train --output runs/exp1 --resume          # continue where last.pt stopped
 
 Writes into --output, after every epoch and atomically: last.pt, best.pt (by validation
 accuracy) and metrics.json; at the end curves.png, confusion.png and the test accuracy.
@@ -20,11 +20,8 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import FashionCNN, from_checkpoint  # noqa: E402
-
-from fashion_edge import dataset  # noqa: E402
+from fashion_edge import dataset
+from train.model import FashionCNN, from_checkpoint
 
 
 def positive(text):

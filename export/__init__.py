@@ -1,0 +1,1 @@
+"""From a training checkpoint to the runtime's ONNX file (to_onnx), and back (from_onnx)."""
