@@ -246,8 +246,9 @@ def evaluate(model, data_dir, photos, mapping, min_confidence, plot, limit, view
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per processed frame on stdout")
 @click.option("--serve", metavar="[HOST:]PORT",
               help="serve the live view at http://HOST:PORT/ (host: 127.0.0.1 unless you name another)")
-@click.option("--save", type=click.Path(dir_okay=False), callback=output_file(".mp4", ".avi", ".mkv", ".mov", ".m4v"),
-              help="write the overlaid video here (.mp4 or .avi)")
+@click.option("--save", type=click.Path(dir_okay=False),
+              callback=output_file(".webm", ".mp4", ".avi", ".mkv", ".mov", ".m4v"),
+              help="write the overlaid video here: .webm plays in browsers, .mp4 and .avi in video players")
 @click.option("--loop", is_flag=True, help="replay a video file from the start when it ends")
 @click.option("--max-frames", type=click.IntRange(1), help="stop after this many frames")
 @click.option("--verbose", is_flag=True, help="print the time per stage (capture, preprocess, inference, overlay)")

@@ -29,6 +29,10 @@ GROW_ITERATIONS = 1      # its seed is most of the answer: a second iteration co
 FILL_BELOW = 0.2         # a mask still smaller than this share after growing is tried once more (see centred())
 CENTRE = 1 / 3           # share of each side, around the photo's centre, that centred() takes for garment
 MIDDLE_FOUND = 1 / 3     # a small mask covering this share of that middle is a whole garment: centred() leaves it
+# A photo's garment is drawn with gray levels stretched into [GARMENT_FLOOR, GARMENT_FLOOR +
+# GARMENT_RANGE] on black: white garments invert to near black, and the floor keeps their
+# outline. Training draws a share of the scans the same way (train.train.photo_look).
+GARMENT_FLOOR, GARMENT_RANGE = 60, 175
 NO_EDGE = 0.95           # a larger mask than this share means GrabCut found no edge: grow() and centred() keep the old one
 
 
@@ -51,7 +55,8 @@ def looks_like_fashion_mnist(image):
 
 def prepare(image):
     """Any BGR or grayscale uint8 image -> Prepared model input."""
-    assert image.dtype == np.uint8 and image.ndim in (2, 3), f"expected a uint8 image, got {image.dtype} {image.shape}"
+    if image.dtype != np.uint8 or image.ndim not in (2, 3):
+        raise ValueError(f"expected a uint8 BGR or grayscale image, got {image.dtype} {image.shape}")
     h, w = image.shape[:2]
     if looks_like_fashion_mnist(image):
         pixels = cv2.resize(image, (28, 28), interpolation=cv2.INTER_AREA) if (h, w) != (28, 28) else image
@@ -62,14 +67,9 @@ def prepare(image):
     mask = segment(small)
     ys, xs = np.nonzero(mask)
     if len(ys) < DETAIL_AREA * mask.size:
-        # Nothing stands out from the border, or only a detail. In a flat frame (a bare wall
-        # before a camera) that means nothing is there; otherwise the garment fills the frame,
-        # as in the development photos where nothing stood out (trousers and a T-shirt, neither
-        # with a print or edge to start from). A mask of 2-4% of the photo, all that was left
-        # after the steps in segment(), was a strap of a dress filling the photo or the stripe
-        # of a printed T-shirt: taking the whole frame instead mended both and changed nothing
-        # else on the development or held-out training photos. At 3% it mended one of them; at
-        # 5% or 6% it also broke a held-out photo.
+        # Nothing stands out from the border, or only a detail (a strap, a stripe). In a flat
+        # frame (a bare wall before a camera) nothing is there; otherwise the garment fills the
+        # frame, its own colours all along the border.
         if cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).std() < FLAT_FRAME:
             gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
             return Prepared(np.zeros((28, 28), np.float32), (0, 0, w, h), False, mask, gray)
@@ -133,14 +133,8 @@ def smoothness(lab, b):
     """How much flatter than a patterned background each pixel is, in colour-distance units.
 
     A plain garment on a striped bed, a rug or a checked cloth shares some of the pattern's
-    colours, so by colour alone it is missed, or the pattern's rarer stripes are taken for
-    garment. It stands out by being flat where the background is busy. On the development
-    photos this raised coarse accuracy from 93.1% to 95.2% and fine from 88.3% to 89.0%: it
-    mended trousers on a rug, a boot on a checked cloth and dresses on a striped bed and a
-    floral rug, but one T-shirt only by chance, and broke a dress on a bed. On the held-out
-    training photos fine accuracy fell from 88.5% to 86.9%. Any threshold from 44 (these
-    photos' median border) to 90, and any weight from 50 to 70, did the same. On a plain
-    background flatness says nothing, so there it is left out.
+    colours, so by colour alone it is missed; it stands out by being flat where the background
+    is busy. On a plain background flatness says nothing, so there it is left out.
     """
     grad = (np.abs(cv2.Sobel(lab, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(lab, cv2.CV_32F, 0, 1))).sum(2)
     grad = cv2.GaussianBlur(grad, (5, 5), 0)
@@ -160,15 +154,10 @@ def along_border(a, b):
 def grow(small, mask):
     """A larger mask grown from a small one, when GrabCut finds one.
 
-    Phone photos frame their garment large. A small mask is most often a print, a stripe or a
-    collar that stood out from a garment coloured much like its background (a white T-shirt
-    on a white sheet): GrabCut, told that part is garment and the rest of the border is
-    background, decides the rest. Only a mask that at least doubles is taken: a right mask of
-    a slim garment (trousers held up to a webcam) otherwise gains a blurred outline and loses
-    the gap between the legs. On the development photos, growing masks under GROW_BELOW of the
-    photo raised the model of the time from 80% to 83% right, on held-out training photos
-    from 81% to 87%; thresholds of 0.2 and 0.3 gained less. It costs a second GrabCut: about
-    2 ms more on such a photo.
+    A small mask is most often a print, a stripe or a collar that stood out from a garment
+    coloured much like its background (a white T-shirt on a white sheet): GrabCut, told that
+    part is garment and the border is background, decides the rest. Only a mask that at least
+    doubles is taken, so a slim garment's right mask (trousers) keeps its sharp outline.
     """
     seed = framed(*small.shape[:2])
     seed[mask > 0] = cv2.GC_FGD  # also on the border, where a garment runs off the photo
@@ -182,20 +171,11 @@ def centred(small, mask):
     """A larger mask from GrabCut told that the middle of the photo is garment, when it finds one.
 
     A mask still small after grow() most often means the garment fills the photo: its colours
-    run all along the border, so they were taken for background, and what stood out was its
-    print, a hood or a seam of the floor's tiles. The middle of a phone photo is garment, so
-    GrabCut is told that outright. A small garment held up in front of a plain wall (a webcam)
-    is found whole already, and it covers much of the middle, where a print, a hood or a seam
-    misses most of it: a mask covering a third of the middle is kept without a second look
-    (on the tests' webcam clip every such mask covers at least 35% of the middle; on the
-    development photos the masks that this improved covered at most 28%; without this look
-    the clip ran at 106 frames/s instead of 148). Where the middle is wall after all,
-    GrabCut finds little beyond what it was told, so its answer is taken only when it is at
-    least twice both the small mask and the told middle. On the development photos this
-    raised fine accuracy from 82.4% to 84.1% (coarse 89.7% to 91.0%), on held-out training
-    photos from 86.9% to 88.1%, and left the tests' webcam clip at 81% right; seeding the
-    middle fifth or half of each side did no better than a third. It costs one more GrabCut,
-    on about one photo in thirty.
+    run all along the border and were taken for background, and what stood out was a print, a
+    hood or a seam of the floor. A small garment held up before a wall (a webcam) covers much
+    of the middle already and is kept without this second look. Where the middle is wall after
+    all, GrabCut finds little beyond what it was told, so its answer must be at least twice both
+    the small mask and the told middle.
     """
     h, w = small.shape[:2]
     y, x = round(h * (1 - CENTRE) / 2), round(w * (1 - CENTRE) / 2)
@@ -265,8 +245,7 @@ def render(bgr, small_mask, box):
     inv = 255.0 - gray.astype(np.float32)
     values = inv[mask]
     lo, hi = (np.percentile(values, [2, 99]) if values.size else (0.0, 255.0))
-    # White garments invert to near black; the floor keeps their outline visible.
-    garment = 60 + 175 * np.clip((inv - lo) / max(hi - lo, 1.0), 0, 1)
+    garment = GARMENT_FLOOR + GARMENT_RANGE * np.clip((inv - lo) / max(hi - lo, 1.0), 0, 1)
     canvas = np.zeros((work, work), np.float32)
     oy, ox = (work - ch) // 2, (work - cw) // 2
     canvas[oy:oy + ch, ox:ox + cw] = np.where(mask, garment, 0)

@@ -20,6 +20,9 @@ from fashion_edge.server import Server
 
 NOTHING = "nothing in view"
 WINDOW = "fashion-edge"
+# --save's codec by the file's suffix. OpenCV's wheels carry no H.264 encoder, so only VP8 in
+# WebM plays in a browser; MPEG-4 Part 2 (.mp4) and MJPEG (.avi, .mkv) play in video players.
+CODECS = {".webm": "VP80", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
 def preprocess(frame):
@@ -163,10 +166,12 @@ class VideoSink:
 
     def show(self, result, canvas):
         if self.video is None:
-            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
-            self.video = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (canvas.shape[1], canvas.shape[0]))
+            fourcc = cv2.VideoWriter_fourcc(*CODECS.get(self.path.suffix.lower(), "MJPG"))
+            size = (canvas.shape[1], canvas.shape[0])
+            self.video = without_stderr(lambda: cv2.VideoWriter(str(self.tmp), fourcc, self.fps, size))
             if not self.video.isOpened():
-                raise camera.CameraError(f"{self.path}: cannot write a video there; use a .mp4 or .avi name in a writable folder")
+                raise camera.CameraError(f"{self.path}: cannot write a video there; use a .webm, .mp4 or .avi name "
+                                         "in a writable folder")
         self.video.write(canvas)
         return True
 
@@ -174,6 +179,20 @@ class VideoSink:
         if self.video is not None:
             self.video.release()
             os.replace(self.tmp, self.path)
+
+
+def without_stderr(make):
+    """make() with the process's stderr closed: for WebM OpenCV prints a harmless warning about
+    the codec tag straight to it, which no log level silences."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        return make()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 class Stats:

@@ -91,7 +91,7 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_the_work(tmp_pa
         (["eval", "--plot", tmp_path / "confusion.jpg"], "the name must end in .png"),
         (["eval", "--plot", tmp_path / "confusion.png", "--photos", tmp_path], "drop --photos"),
         (["webcam", "--source", SHIRT, "--no-display", "--save", tmp_path / "missing" / "out.mp4"], "does not exist"),
-        (["webcam", "--source", SHIRT, "--no-display", "--save", tmp_path / "out.xyz"], "must end in .mp4, .avi, .mkv, .mov or .m4v"),
+        (["webcam", "--source", SHIRT, "--no-display", "--save", tmp_path / "out.xyz"], "must end in .webm, .mp4, .avi, .mkv, .mov or .m4v"),
         (["download", "--dir", a_file / "data"], "cannot create folder"),
     ]
     for args, words in cases:

@@ -67,7 +67,7 @@ def test_an_unsure_garment_is_unknown_not_nothing_in_view(clip):
 
 def test_max_frames_and_save_write_a_readable_video(clip, tmp_path):
     path, _ = clip
-    saved = tmp_path / "out.mp4"
+    saved = tmp_path / "out.webm"  # VP8 in WebM: the one format OpenCV writes that browsers play
     proc = webcam("--source", path, "--no-display", "--json", "--max-frames", 25, "--save", saved, "--verbose")
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
@@ -78,7 +78,8 @@ def test_max_frames_and_save_write_a_readable_video(clip, tmp_path):
     while video.read()[0]:
         count += 1
     assert count == 25 and int(video.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"], "no partial file left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.webm"], "no partial file left behind"
+    assert saved.read_bytes()[:4] == b"\x1a\x45\xdf\xa3", "a Matroska/WebM header"
 
 
 def test_a_missing_camera_is_one_line_and_exit_1():

@@ -21,7 +21,10 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from fashion_edge import dataset
+from fashion_edge.preprocess import GARMENT_FLOOR, GARMENT_RANGE
 from train.model import FashionCNN, from_checkpoint
+
+SCAN_BACKGROUND = 8 / 255  # a scan's pixels at or below this are its black background, not garment
 
 
 def positive(text):
@@ -83,13 +86,14 @@ def pick_device(name):
 
 
 def photo_look(x, gen, p):
-    """Draw a share of the batch the way preprocess.render draws a photo's garment: its pixels
-    stretched into [60, 235] on black. Without this the network can tell a photo from a scan
-    by its brightness alone, and learns that photos are never bags or sandals."""
-    garment = x > 8 / 255
+    """Draw a share of the batch the way preprocess.render draws a photo's garment. Without this
+    the network can tell a photo from a scan by its brightness alone, and learns that photos are
+    never bags or sandals."""
+    garment = x > SCAN_BACKGROUND
     lo = torch.where(garment, x, torch.ones_like(x)).amin((1, 2, 3), keepdim=True)
     hi = x.amax((1, 2, 3), keepdim=True)
-    drawn = torch.where(garment, (60 + 175 * ((x - lo) / (hi - lo).clamp(min=1e-3)).clamp(0, 1)) / 255, 0)
+    stretched = ((x - lo) / (hi - lo).clamp(min=1e-3)).clamp(0, 1)
+    drawn = torch.where(garment, (GARMENT_FLOOR + GARMENT_RANGE * stretched) / 255, 0)
     pick = (torch.rand(x.shape[0], generator=gen) < p).to(x.device)[:, None, None, None]
     return torch.where(pick, drawn, x)
 
