@@ -3,8 +3,11 @@
 Dimensions are read from the header before decoding, because a small file can declare
 30000x30000 pixels and inflate to gigabytes: a PNG or TIFF of under 1 MB, a WebP of 38 bytes.
 """
+import functools
 import re
 import struct
+import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -18,6 +21,9 @@ NOT_AN_IMAGE = "not an image (or not JPEG, PNG, WebP, TIFF, BMP, GIF or PNM); co
 # photos says so for each one instead of skipping them.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pbm",
                   ".heic", ".heif", ".avif"}
+STDIN = "-"
+MAX_STDIN = 256 * 1024 * 1024  # `cat /dev/zero | fashion-edge classify -` must end
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class ImageError(Exception):
@@ -190,7 +196,11 @@ def load_reduced(path, long_side):
 
 
 def read_input(path):
-    """The bytes of an image file; ImageError for anything else."""
+    """The bytes of an image file, or of standard input for '-'; ImageError for anything else."""
+    if str(path) == STDIN:
+        return read_stdin()
+    if URL.match(str(path)):
+        raise ImageError(f"{path}: URLs are not fetched; download the image first (curl -O URL) and pass the file")
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image file, and holds no images; "
@@ -205,8 +215,30 @@ def read_input(path):
         raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
+_stdin_lock = threading.Lock()
+
+
+def read_stdin():
+    """Standard input's bytes, read once: '-' given twice, or read again to annotate, is the same image."""
+    with _stdin_lock:
+        return _read_stdin_once()
+
+
+@functools.cache
+def _read_stdin_once():
+    if sys.stdin is None or sys.stdin.isatty():
+        raise ImageError(f"{STDIN}: standard input is a terminal; pipe an image in: fashion-edge classify - < photo.jpg")
+    data = sys.stdin.buffer.read(MAX_STDIN + 1)
+    if not data:
+        raise ImageError(f"{STDIN}: nothing on standard input; pipe an image in: fashion-edge classify - < photo.jpg")
+    if len(data) > MAX_STDIN:
+        raise ImageError(f"{STDIN}: over {MAX_STDIN >> 20} MB on standard input; save the image to a file first")
+    return data
+
+
 def expand(inputs):
-    """Files, directories (recursed, image files only) and glob patterns -> a list of paths.
+    """Files, directories (recursed, image files only) and glob patterns -> a list of paths
+    ('-', standard input, and URLs stay strings, to be reported as typed).
 
     Anything that does not exist, and a folder without images, is kept as it is, so that it is
     reported as an error in its place. Hidden files and folders are skipped, inside a directory
@@ -217,7 +249,9 @@ def expand(inputs):
     paths = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        if item == STDIN or URL.match(item):  # kept as typed: a Path would turn https:// into https:/
+            paths.append(item)
+        elif p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
                            and not hidden(f.relative_to(p)))
             paths += found or [p]  # an empty folder is reported, not silently skipped

@@ -1,4 +1,4 @@
-"""Inputs beyond the formats OpenCV reads: HEIC and AVIF, through the optional extra."""
+"""Inputs beyond image files on disk: HEIC and AVIF (the optional extra), standard input, URLs."""
 import json
 import os
 import struct
@@ -62,3 +62,24 @@ def test_without_the_extra_a_heic_photo_says_how_to_install_it(tmp_path):
     assert proc.stderr.splitlines() == [
         f"error: {heic}: HEIC images need an optional decoder: {INSTALL} (or convert it to JPEG)",
         f"error: {avif}: AVIF images need an optional decoder: {INSTALL} (or convert it to JPEG)"]
+
+
+def test_a_dash_reads_one_image_from_standard_input():
+    with open(SHIRT, "rb") as stdin:
+        proc = subprocess.run([sys.executable, "-m", "fashion_edge", "classify", "-", "--json"], stdin=stdin,
+                              capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert (result["path"], result["label"]) == ("-", "Shirt")
+    empty = subprocess.run([sys.executable, "-m", "fashion_edge", "classify", "-", str(SHIRT)], input="",
+                           capture_output=True, text=True)
+    assert empty.returncode == 1 and "Shirt" in empty.stdout
+    assert empty.stderr.startswith("error: -: nothing on standard input; pipe an image in")
+
+
+def test_a_url_is_refused_in_one_line_as_typed_and_the_rest_go_on():
+    url = "https://example.com/photos/shirt.jpg?size=large"
+    proc = run_cli("classify", url, SHIRT, check=1)
+    assert proc.stderr.strip() == (f"error: {url}: URLs are not fetched; download the image first (curl -O URL) "
+                                   "and pass the file")
+    assert proc.stdout.split()[:2] == [str(SHIRT), "Shirt"]
