@@ -85,7 +85,8 @@ def main():
                    "chosen on real photos; see 'fashion-edge info']")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per input on stdout")
 @click.option("--debug-dir", type=click.Path(file_okay=False), callback=output_folder,
-              help="write each input's mask, crop and 28x28 model input here")
+              help="write each input's mask, crop and 28x28 model input here, numbered in input order "
+                   "(0001-NAME.mask.png)")
 def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json, debug_dir):
     """Label the garment in each image.
 

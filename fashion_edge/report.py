@@ -1,5 +1,7 @@
-"""Accuracy tables and confusion-matrix pictures, drawn with OpenCV so the runtime needs no plotting library."""
+"""Accuracy tables, confusion-matrix pictures and the files classify writes beside its results,
+drawn with OpenCV so the runtime needs no plotting library."""
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -46,3 +48,10 @@ def write_image_atomic(path, img):
     with open(tmp, "wb") as f:
         f.write(buf.tobytes())
     os.replace(tmp, path)
+
+
+def numbered_name(index, path):
+    """'0003-shirt' for the third input (index 2): unique where inputs share a file name (a/b.jpg,
+    c/b.jpg), and in the order of classify's output lines."""
+    stem = "stdin" if str(path) == "-" else Path(path).stem
+    return f"{index + 1:04d}-{stem}"

@@ -100,11 +100,31 @@ def test_a_broken_model_file_is_one_line(tmp_path):
 def test_debug_dir_shows_what_the_model_saw(tmp_path):
     run_cli("classify", SHIRT, "--debug-dir", tmp_path / "dbg", check=0)
     files = sorted(p.name for p in (tmp_path / "dbg").iterdir())
-    assert files == ["samples_shirt.crop.png", "samples_shirt.input.png", "samples_shirt.mask.png"]
-    model_input = cv2.imread(str(tmp_path / "dbg" / "samples_shirt.input.png"), cv2.IMREAD_UNCHANGED)
+    assert files == ["0001-shirt.crop.png", "0001-shirt.input.png", "0001-shirt.mask.png"]
+    model_input = cv2.imread(str(tmp_path / "dbg" / "0001-shirt.input.png"), cv2.IMREAD_UNCHANGED)
     assert model_input.shape == (28, 28)
     # Fashion-MNIST's convention: a black background, the garment bright in the middle.
     assert (model_input == 0).mean() > 0.2 and model_input[10:18, 10:18].mean() > 80
+
+
+def inputs_sharing_names(d):
+    """Four photos whose names the folder name alone does not tell apart: a/b.jpg and a_b.jpg,
+    a/x/1.jpg and b/x/1.jpg (relative to d). Each a different garment, so a file written over shows."""
+    names = ["a/b.jpg", "a_b.jpg", "a/x/1.jpg", "b/x/1.jpg"]
+    for name, sample in zip(names, ["shirt.png", "trousers.jpg", "shirt.png", "trousers.jpg"]):
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(d / name), cv2.imread(str(ROOT / "samples" / sample)))
+    return names
+
+
+def test_debug_files_of_inputs_with_the_same_name_are_numbered_in_input_order(tmp_path):
+    names = inputs_sharing_names(tmp_path)
+    run_cli("classify", *names, "--debug-dir", "dbg", check=0, cwd=tmp_path)
+    inputs = sorted((tmp_path / "dbg").glob("*.input.png"))
+    assert [p.name for p in inputs] == ["0001-b.input.png", "0002-a_b.input.png", "0003-1.input.png", "0004-1.input.png"]
+    # Each number's files are its own input's: the shirts' agree, and differ from the trousers'.
+    shirt, trousers, shirt_again, trousers_again = (cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in inputs)
+    assert (shirt == shirt_again).all() and (trousers == trousers_again).all() and (shirt != trousers).any()
 
 
 def test_info_reads_the_model_metadata():
