@@ -115,9 +115,20 @@ def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json,
             elif as_json:
                 emit(result.to_dict())
             else:
-                others = ", ".join(f"{t['label']} {t['confidence']:.2f}" for t in result.top_k[1:])
-                click.echo(f"{str(path):{width}}  {result.label:12}  {result.confidence:.2f}" + (f"   ({others})" if others else ""))
+                click.echo(f"{str(path):{width}}  {human_answer(result)}")
     sys.exit(1 if failed else 0)
+
+
+def human_answer(result):
+    """'Shirt         0.95   (Trouser 0.01, Bag 0.01)'; an unknown names the class it came closest to."""
+    others = ", ".join(f"{t['label']} {t['confidence']:.2f}" for t in result.top_k[1:])
+    others = f"   ({others})" if others else ""
+    if result.class_id is not None:
+        return f"{result.label:12}  {result.confidence:.2f}{others}"
+    if result.box is None:
+        return "unknown (no garment found)"
+    best = result.top_k[0]
+    return f"unknown (closest: {best['label']} {best['confidence']:.2f}){others}"
 
 
 @main.command()

@@ -1,5 +1,6 @@
 """`fashion-edge classify` and the Python API, as a user meets them."""
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -62,6 +63,18 @@ def test_a_high_threshold_makes_the_answer_unknown_but_keeps_top_k():
     proc = run_cli("classify", SHIRT, "--json", "--min-confidence", "1", check=0)
     result = json.loads(proc.stdout)
     assert result["label"] == "unknown" and result["class_id"] is None and result["top_k"][0]["label"] == "Shirt"
+
+
+def test_an_unknown_answer_names_the_class_it_came_closest_to(tmp_path):
+    proc = run_cli("classify", SHIRT, "--min-confidence", "1", check=0)
+    assert re.fullmatch(rf"{re.escape(str(SHIRT))}  unknown \(closest: Shirt 0\.\d\d\)   \(\w+ 0\.\d\d, \w+ 0\.\d\d\)\n",
+                        proc.stdout), proc.stdout
+    # A bare wall: nothing stands out from the border, so there is no garment to be close to.
+    wall = np.full((480, 640, 3), (205, 210, 215), np.uint8)
+    wall += np.random.default_rng(0).integers(0, 12, wall.shape, dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "wall.png"), wall)
+    proc = run_cli("classify", tmp_path / "wall.png", check=0)
+    assert proc.stdout == f"{tmp_path / 'wall.png'}  unknown (no garment found)\n"
 
 
 def test_usage_errors_exit_2():
