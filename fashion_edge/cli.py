@@ -87,7 +87,10 @@ def main():
 @click.option("--debug-dir", type=click.Path(file_okay=False), callback=output_folder,
               help="write each input's mask, crop and 28x28 model input here, numbered in input order "
                    "(0001-NAME.mask.png)")
-def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json, debug_dir):
+@click.option("--save", "save_dir", type=click.Path(file_okay=False), callback=output_folder,
+              help="write a copy of each image with the garment's box and the answer drawn on here, "
+                   "numbered in input order (0001-NAME.jpg)")
+def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json, debug_dir, save_dir):
     """Label the garment in each image.
 
     INPUTS are image files, directories (searched recursively for images, skipping hidden
@@ -104,8 +107,10 @@ def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json,
     failed = 0
     with click.progressbar(length=len(paths), label="classifying", file=sys.stderr,
                            hidden=len(paths) < 20 or not sys.stderr.isatty()) as bar:
-        for path, result in clf.predict_paths(paths, batch_size, debug_dir):
+        for index, (path, result) in enumerate(clf.predict_paths(paths, batch_size, debug_dir)):
             bar.update(1)
+            if save_dir and not isinstance(result, ImageError) and not save_annotated(path, result, save_dir, index):
+                failed += 1
             if isinstance(result, ImageError):
                 failed += 1
                 if as_json:
@@ -121,14 +126,25 @@ def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json,
 
 def human_answer(result):
     """'Shirt         0.95   (Trouser 0.01, Bag 0.01)'; an unknown names the class it came closest to."""
+    from fashion_edge.report import short_answer
     others = ", ".join(f"{t['label']} {t['confidence']:.2f}" for t in result.top_k[1:])
     others = f"   ({others})" if others else ""
     if result.class_id is not None:
         return f"{result.label:12}  {result.confidence:.2f}{others}"
-    if result.box is None:
-        return "unknown (no garment found)"
-    best = result.top_k[0]
-    return f"unknown (closest: {best['label']} {best['confidence']:.2f}){others}"
+    return short_answer(result) + (others if result.box else "")
+
+
+def save_annotated(path, result, folder, index):
+    """--save: the image with its box and answer drawn on, written atomically; False, and a line
+    on stderr, where it could not be (the file changed since, the disk is full)."""
+    from fashion_edge import images, report
+    try:
+        image = images.load(path)
+        report.write_image_atomic(Path(folder) / report.annotated_name(index, path), report.annotate(image, result))
+    except (images.ImageError, OSError) as e:
+        click.echo(f"error: {path}: annotated copy not written ({e})", err=True)
+        return False
+    return True
 
 
 @main.command()

@@ -91,6 +91,7 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_the_work(tmp_pa
     a_file.write_text("")
     cases = [
         (["classify", SHIRT, "--debug-dir", a_file / "debug"], "cannot create folder"),
+        (["classify", SHIRT, "--save", a_file / "annotated"], "cannot create folder"),
         (["eval", "--plot", tmp_path / "missing" / "confusion.png"], "does not exist; create it first"),
         (["eval", "--plot", tmp_path / "confusion.jpg"], "the name must end in .png"),
         (["eval", "--plot", tmp_path / "confusion.png", "--photos", tmp_path], "drop --photos"),
@@ -138,6 +139,25 @@ def test_debug_files_of_inputs_with_the_same_name_are_numbered_in_input_order(tm
     # Each number's files are its own input's: the shirts' agree, and differ from the trousers'.
     shirt, trousers, shirt_again, trousers_again = (cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in inputs)
     assert (shirt == shirt_again).all() and (trousers == trousers_again).all() and (shirt != trousers).any()
+
+
+def test_save_writes_a_copy_of_each_image_with_its_box_and_answer_drawn_on(tmp_path):
+    names = inputs_sharing_names(tmp_path) + ["shirt.png"]
+    (tmp_path / "shirt.png").write_bytes(SHIRT.read_bytes())
+    proc = run_cli("classify", *names, "missing.jpg", "--json", "--save", "out", check=1, cwd=tmp_path)
+    results = [json.loads(line) for line in proc.stdout.splitlines()][:len(names)]
+    copies = sorted((tmp_path / "out").iterdir())
+    # Numbered as --debug-dir's files; nothing for the missing file, no temporary file left behind.
+    assert [p.name for p in copies] == ["0001-b.jpg", "0002-a_b.jpg", "0003-1.jpg", "0004-1.jpg", "0005-shirt.png"]
+    for name, result, copy in zip(names, results, copies):
+        original, annotated = cv2.imread(str(tmp_path / name)), cv2.imread(str(copy))
+        assert annotated.shape == original.shape, (name, copy)
+        x, y, w, h = result["box"]
+        edge = (slice(y + h // 4, y + 3 * h // 4), x)  # the box's left side, clear of the label
+        assert np.abs(annotated[edge].astype(int) - original[edge]).mean() > 30, f"{copy.name}: no box drawn"
+    # Lossless, the PNG shows the box in the colour of a known answer.
+    x, y, w, h = results[-1]["box"]
+    assert results[-1]["label"] == "Shirt" and tuple(cv2.imread(str(copies[-1]))[y + h // 2, x]) == (0, 200, 0)
 
 
 def test_info_reads_the_model_metadata():
