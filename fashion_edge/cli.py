@@ -189,7 +189,8 @@ def download(folder, base_url):
 @click.option("--photos", type=click.Path(exists=True, file_okay=False),
               help="a folder-per-class photo set instead of the Fashion-MNIST test set")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False),
-              help="markdown table: folder(s) | ... | acceptable ids such as '2 Pullover, 6 Shirt', or 'none'  "
+              help="a JSON object {\"folder\": [class ids or names], ...} ([] where no class fits), or a markdown "
+                   "table: folder(s) | ... | acceptable ids such as '2 Pullover, 6 Shirt', or 'none'  "
                    "[default: PHOTOS/README.md]")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), help="as for classify  [default: the model's own]")
 @click.option("--plot", type=click.Path(dir_okay=False), callback=output_file(".png"),

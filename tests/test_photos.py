@@ -4,7 +4,7 @@ import json
 import cv2
 import numpy as np
 
-from conftest import SHIPPED_TEST_FLOOR, run_cli, run_cli_measuring_memory
+from conftest import ROOT, SHIPPED_TEST_FLOOR, run_cli, run_cli_measuring_memory
 from fashion_edge import photos
 
 # Floors a little under what the shipped model measured on the development set (see the
@@ -130,6 +130,41 @@ def test_a_photo_set_without_a_mapping_is_one_line(tmp_path):
     (tmp_path / "README.md").write_text("no table here\n")
     proc = run_cli("eval", "--photos", tmp_path, check=1)
     assert "no table row names a sub-folder" in proc.stderr
+
+
+def small_photo_set(d):
+    """The samples as a folder-per-class set: two shirts, the trousers, and the dress as out of distribution."""
+    root = ROOT / "samples"
+    for name, sample in [("shirts/a.png", "shirt.png"), ("shirts/b.jpg", "shirt.png"),
+                         ("trousers/a.jpg", "trousers.jpg"), ("other/a.jpg", "dress.jpg")]:
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(d / name), cv2.imread(str(root / sample)))
+    return d
+
+
+def test_eval_takes_a_json_class_mapping_of_ids_or_names(tmp_path):
+    photo_set = small_photo_set(tmp_path / "set")
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({"shirts": ["Shirt", 2], "trousers": [1], "other": [], "hats": []}))
+    assert photos.read_mapping(photo_set, mapping) == {"shirts": [2, 6], "trousers": [1], "other": []}
+    proc = run_cli("eval", "--photos", photo_set, "--mapping", mapping, "--json", check=0)
+    result = json.loads(proc.stdout)
+    assert result["n"] == 4 and set(result["per_folder"]) == {"shirts", "trousers", "other"}
+    assert result["per_folder"]["shirts"] == {"n": 2, "measure": "fine", "value": 1.0}
+
+
+def test_a_malformed_json_mapping_is_one_line(tmp_path):
+    photo_set = small_photo_set(tmp_path / "set")
+    mapping = tmp_path / "mapping.json"
+    for text, words in [('{"shirts": [6,}', "not valid JSON (Expecting value at line 1, column 15)"),
+                        ('["shirts", 6]', 'expected {"folder": [class ids 0-9 or names'),
+                        ('{"shirts": [6, "Blouse"]}', 'shirts: "Blouse" is not a class id 0-9 or one of T-shirt/top,'),
+                        ('{"shirts": [10]}', "shirts: 10 is not a class id 0-9"),
+                        ('{"hats": []}', "no key names a sub-folder")]:
+        mapping.write_text(text)
+        proc = run_cli("eval", "--photos", photo_set, "--mapping", mapping, check=1)
+        assert proc.stderr.startswith(f"error: {mapping}: ") and words in proc.stderr, (text, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and proc.stdout == "", (text, proc.stderr)
 
 
 def test_photos_prepared_on_several_threads_give_the_same_answers_in_order(dev_photos, tmp_path):
