@@ -49,6 +49,25 @@ def output_folder(ctx, param, value):
     return value
 
 
+class Progress:
+    """progress(done, total) on stderr: a bar redrawn in place on a terminal; elsewhere (a log, a
+    pipe) a line at each tenth, so a long run shows it is alive without filling the log."""
+
+    def __init__(self, label):
+        self.label, self.tty, self.shown = label, sys.stderr.isatty(), None
+
+    def __call__(self, done, total):
+        steps = 40 if self.tty else 10
+        step = done * steps // max(total, 1)
+        if step == self.shown:
+            return
+        self.shown = step
+        if self.tty:
+            click.echo(f"\r{self.label} [{'#' * step}{'-' * (steps - step)}] {done}/{total}", err=True, nl=done >= total)
+        else:
+            click.echo(f"{self.label}: {done}/{total} ({100 * done // max(total, 1)}%)", err=True)
+
+
 def load_classifier(model, threads=None, min_confidence=None, top_k=3):
     from fashion_edge.classifier import Classifier
     from fashion_edge.model import ModelError
@@ -206,10 +225,10 @@ def evaluate(model, data_dir, photos, mapping, min_confidence, plot, as_json):
     clf = load_classifier(model, min_confidence=min_confidence)
     try:
         if photos:
-            result, rows = ev.on_photos(clf, photos, mapping)
+            result, rows = ev.on_photos(clf, photos, mapping, progress=Progress("evaluating photos"))
             truth = preds = None
         else:
-            result, truth, preds = ev.on_test_set(clf, data_dir)
+            result, truth, preds = ev.on_test_set(clf, data_dir, progress=Progress("evaluating"))
     except (DataError, PhotoSetError) as e:
         fail(str(e))
     if plot:

@@ -1,5 +1,9 @@
 """Real photos: the development set's accuracy, and `fashion-edge eval` on both kinds of data."""
 import json
+import os
+import pty
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -116,6 +120,9 @@ def test_human_eval_output_is_a_table(data_dir):
     lines = proc.stdout.splitlines()
     assert lines[0] == "Fashion-MNIST test set, 10000 images"
     assert lines[-1].startswith("accuracy 0.9")
+    # Progress on stderr, for a run of up to two minutes on a small device; in a log, a line a tenth.
+    progress = proc.stderr.splitlines()
+    assert progress[-1] == "evaluating: 10000/10000 (100%)" and 5 <= len(progress) <= 11, progress
 
 
 def test_the_mapping_table_is_read_from_the_readme(dev_photos):
@@ -151,6 +158,32 @@ def test_eval_takes_a_json_class_mapping_of_ids_or_names(tmp_path):
     result = json.loads(proc.stdout)
     assert result["n"] == 4 and set(result["per_folder"]) == {"shirts", "trousers", "other"}
     assert result["per_folder"]["shirts"] == {"n": 2, "measure": "fine", "value": 1.0}
+
+
+def test_eval_on_a_terminal_redraws_a_progress_bar(tmp_path):
+    photo_set = small_photo_set(tmp_path / "set")
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({"shirts": [6], "trousers": [1], "other": []}))
+    terminal, stderr = pty.openpty()
+    proc = subprocess.run([sys.executable, "-m", "fashion_edge", "eval", "--photos", str(photo_set), "--mapping",
+                           str(mapping)], stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=120)
+    os.close(stderr)
+    shown = b""
+    while chunk := read_terminal(terminal):
+        shown += chunk
+    os.close(terminal)
+    assert proc.returncode == 0 and proc.stdout.startswith("4 photos in")
+    bars = shown.decode().split("\r")
+    assert bars[0] == "" and bars[-2:] == ["evaluating photos [" + "#" * 40 + "] 4/4", "\n"], bars
+    assert [bar.split()[-1] for bar in bars[1:-1]] == ["1/4", "2/4", "3/4", "4/4"], "one line, redrawn in place"
+
+
+def read_terminal(fd):
+    """What a terminal shows, in chunks; b'' once its writer has closed it (Linux says EIO)."""
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return b""
 
 
 def test_a_malformed_json_mapping_is_one_line(tmp_path):
