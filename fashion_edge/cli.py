@@ -113,7 +113,7 @@ def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json,
     """Label the garment in each image.
 
     INPUTS are image files, directories (searched recursively for images, skipping hidden
-    files and folders) or glob patterns.
+    files and folders), glob patterns, or - for one image read from standard input.
     An input that cannot be read is reported on its own line and the rest go on; the exit
     status is then 1.
     """
