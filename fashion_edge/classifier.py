@@ -15,13 +15,13 @@ import numpy as np
 
 from fashion_edge import images, preprocess
 from fashion_edge.model import MAX_VIEWS, Model
+from fashion_edge.report import numbered_name
 
+UNKNOWN = "unknown"
 # Views averaged per photo by default (see model.view_batch). All ten buy a few tenths of a point
 # on photos for ten times the inference, still small beside preprocessing; the webcam takes one,
 # since it averages over frames instead.
 DEFAULT_VIEWS = MAX_VIEWS
-
-UNKNOWN = "unknown"
 
 
 @dataclass
@@ -112,17 +112,17 @@ class Classifier:
         for i in range(0, len(paths), batch_size):
             chunk = paths[i:i + batch_size]
             results, ready = {}, []
-            for path, prepared in zip(chunk, self.prepare_all(chunk)):
+            for index, path, prepared in zip(range(i, i + len(chunk)), chunk, self.prepare_all(chunk)):
                 if isinstance(prepared, images.ImageError):
                     results[path] = prepared
                 else:
-                    ready.append((path, prepared))
+                    ready.append((index, path, prepared))
             if ready:
-                for (path, prepared), prediction in zip(ready, self.classify([p for _, p in ready])):
+                for (index, path, prepared), prediction in zip(ready, self.classify([p for *_, p in ready])):
                     prediction.path = str(path)
                     results[path] = prediction
                     if debug_dir is not None:
-                        preprocess.save_debug(prepared, debug_dir, Path(path))
+                        preprocess.save_debug(prepared, debug_dir, numbered_name(index, path))
             for path in chunk:
                 yield path, results[path]
 

@@ -71,6 +71,25 @@ def views_option(default, why):
                              f"up to 10 with its one-pixel shifts; {why}")
 
 
+class Progress:
+    """progress(done, total) on stderr: a bar redrawn in place on a terminal; elsewhere (a log, a
+    pipe) a line at each tenth, so a long run shows it is alive without filling the log."""
+
+    def __init__(self, label):
+        self.label, self.tty, self.shown = label, sys.stderr.isatty(), None
+
+    def __call__(self, done, total):
+        steps = 40 if self.tty else 10
+        step = done * steps // max(total, 1)
+        if step == self.shown:
+            return
+        self.shown = step
+        if self.tty:
+            click.echo(f"\r{self.label} [{'#' * step}{'-' * (steps - step)}] {done}/{total}", err=True, nl=done >= total)
+        else:
+            click.echo(f"{self.label}: {done}/{total} ({100 * done // max(total, 1)}%)", err=True)
+
+
 def load_classifier(model, threads=None, min_confidence=None, top_k=3, views=1):
     from fashion_edge.classifier import Classifier
     from fashion_edge.model import ModelError
@@ -107,13 +126,17 @@ def main():
                    "chosen on real photos; see 'fashion-edge info']")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per input on stdout")
 @click.option("--debug-dir", type=click.Path(file_okay=False), callback=output_folder,
-              help="write each input's mask, crop and 28x28 model input here")
+              help="write each input's mask, crop and 28x28 model input here, numbered in input order "
+                   "(0001-NAME.mask.png)")
+@click.option("--save", "save_dir", type=click.Path(file_okay=False), callback=output_folder,
+              help="write a copy of each image with the garment's box and the answer drawn on here, "
+                   "numbered in input order (0001-NAME.jpg)")
 @views_option(10, "fewer are faster on a slow CPU, at a small cost in accuracy (see the model card)")
-def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json, debug_dir, views):
+def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json, debug_dir, save_dir, views):
     """Label the garment in each image.
 
     INPUTS are image files, directories (searched recursively for images, skipping hidden
-    files and folders) or glob patterns.
+    files and folders), glob patterns, or - for one image read from standard input.
     An input that cannot be read is reported on its own line and the rest go on; the exit
     status is then 1.
     """
@@ -126,8 +149,10 @@ def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json,
     failed = 0
     with click.progressbar(length=len(paths), label="classifying", file=sys.stderr,
                            hidden=len(paths) < 20 or not sys.stderr.isatty()) as bar:
-        for path, result in clf.predict_paths(paths, batch_size, debug_dir):
+        for index, (path, result) in enumerate(clf.predict_paths(paths, batch_size, debug_dir)):
             bar.update(1)
+            if save_dir and not isinstance(result, ImageError) and not save_annotated(path, result, save_dir, index):
+                failed += 1
             if isinstance(result, ImageError):
                 failed += 1
                 if as_json:
@@ -137,9 +162,31 @@ def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json,
             elif as_json:
                 emit(result.to_dict())
             else:
-                others = ", ".join(f"{t['label']} {t['confidence']:.2f}" for t in result.top_k[1:])
-                click.echo(f"{str(path):{width}}  {result.label:12}  {result.confidence:.2f}" + (f"   ({others})" if others else ""))
+                click.echo(f"{str(path):{width}}  {human_answer(result)}")
     sys.exit(1 if failed else 0)
+
+
+def human_answer(result):
+    """'Shirt         0.95   (Trouser 0.01, Bag 0.01)'; an unknown names the class it came closest to."""
+    from fashion_edge.report import short_answer
+    others = ", ".join(f"{t['label']} {t['confidence']:.2f}" for t in result.top_k[1:])
+    others = f"   ({others})" if others else ""
+    if result.class_id is not None:
+        return f"{result.label:12}  {result.confidence:.2f}{others}"
+    return short_answer(result) + (others if result.box else "")
+
+
+def save_annotated(path, result, folder, index):
+    """--save: the image with its box and answer drawn on, written atomically; False, and a line
+    on stderr, where it could not be (the file changed since, the disk is full)."""
+    from fashion_edge import images, report
+    try:
+        image = images.load(path)
+        report.write_image_atomic(Path(folder) / report.annotated_name(index, path), report.annotate(image, result))
+    except (images.ImageError, OSError) as e:
+        click.echo(f"error: {path}: annotated copy not written ({e})", err=True)
+        return False
+    return True
 
 
 @main.command()
@@ -184,7 +231,8 @@ def download(folder, base_url):
 @click.option("--photos", type=click.Path(exists=True, file_okay=False),
               help="a folder-per-class photo set instead of the Fashion-MNIST test set")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False),
-              help="markdown table: folder(s) | ... | acceptable ids such as '2 Pullover, 6 Shirt', or 'none'  "
+              help="a JSON object {\"folder\": [class ids or names], ...} ([] where no class fits), or a markdown "
+                   "table: folder(s) | ... | acceptable ids such as '2 Pullover, 6 Shirt', or 'none'  "
                    "[default: PHOTOS/README.md]")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), help="as for classify  [default: the model's own]")
 @click.option("--plot", type=click.Path(dir_okay=False), callback=output_file(".png"),
@@ -202,10 +250,10 @@ def evaluate(model, data_dir, photos, mapping, min_confidence, plot, limit, view
     clf = load_classifier(model, min_confidence=min_confidence, views=views)
     try:
         if photos:
-            result, rows = ev.on_photos(clf, photos, mapping)
+            result, rows = ev.on_photos(clf, photos, mapping, progress=Progress("evaluating photos"))
             truth = preds = None
         else:
-            result, truth, preds = ev.on_test_set(clf, data_dir, limit)
+            result, truth, preds = ev.on_test_set(clf, data_dir, limit, progress=Progress("evaluating"))
     except (DataError, PhotoSetError) as e:
         fail(str(e))
     if plot:

@@ -3,8 +3,11 @@
 Dimensions are read from the header before decoding, because a small file can declare
 30000x30000 pixels and inflate to gigabytes: a PNG or TIFF of under 1 MB, a WebP of 38 bytes.
 """
+import functools
 import re
 import struct
+import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -14,7 +17,13 @@ MAX_PIXELS = 50_000_000  # 50 megapixels: above any phone's photo, far below a d
 MIN_SIDE = 16
 REDUCED_JPEG = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 NOT_AN_IMAGE = "not an image (or not JPEG, PNG, WebP, TIFF, BMP, GIF or PNM); convert it to JPEG or PNG"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pbm"}
+# HEIC and AVIF need the optional extra; they are listed anyway, so that a folder of iPhone
+# photos says so for each one instead of skipping them.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pbm",
+                  ".heic", ".heif", ".avif"}
+STDIN = "-"
+MAX_STDIN = 256 * 1024 * 1024  # `cat /dev/zero | fashion-edge classify -` must end
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class ImageError(Exception):
@@ -96,12 +105,14 @@ def decode(data, name="image", long_side=None):
         raise ImageError(f"{name}: truncated PNG (the file ends before the image does); copy it again")
     # Only formats whose size the header tells are decoded: OpenCV reads others too (JPEG 2000,
     # Radiance HDR, Sun raster), and any compressed one can hide a decompression bomb.
+    heif_kind = heif_brand(data)
+    if heif_kind:
+        from fashion_edge.heif import decode_heif
+        return normalize(decode_heif(data, name, heif_kind), name), (1.0, 1.0)
     size = header_size(data)
     if size is None:
         raise ImageError(f"{name}: {NOT_AN_IMAGE}")
-    if size[0] * size[1] > MAX_PIXELS:
-        raise ImageError(f"{name}: {size[0]}x{size[1]} pixels is over the {MAX_PIXELS // 1_000_000} megapixel limit; "
-                         "resize the image first")
+    check_size(size, name)
     # A phone stores a portrait photo sideways and says so in its EXIF orientation tag, which
     # IMREAD_UNCHANGED ignores. A JPEG has no alpha or 16-bit depth to keep, so it is read as
     # a viewer shows it, upright.
@@ -122,6 +133,26 @@ def decode(data, name="image", long_side=None):
     h, w = image.shape[:2]
     file_w, file_h = size if (size[0] > size[1]) == (w > h) else size[::-1]
     return image, (file_w / w, file_h / h)
+
+
+def check_size(size, name):
+    """ImageError if (width, height) is over the megapixel limit; called before decoding."""
+    if size[0] * size[1] > MAX_PIXELS:
+        raise ImageError(f"{name}: {size[0]}x{size[1]} pixels is over the {MAX_PIXELS // 1_000_000} megapixel limit; "
+                         "resize the image first")
+
+
+def heif_brand(data):
+    """'AVIF', 'HEIC' or None, from the brands of an ISO media file's type box (HEIF is one)."""
+    if len(data) < 16 or data[4:8] != b"ftyp":
+        return None
+    end = min(int.from_bytes(data[:4], "big"), len(data), 512)
+    brands = {data[8:12]} | {data[i:i + 4] for i in range(16, end - 3, 4)}
+    if brands & {b"avif", b"avis"}:  # an AVIF also lists the generic HEIF brand mif1
+        return "AVIF"
+    if brands & {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}:
+        return "HEIC"
+    return None
 
 
 def normalize(image, name="image"):
@@ -161,6 +192,15 @@ def load_reduced(path, long_side):
     scale maps the image's pixels back to the file's ((1, 1) when not reduced). JPEG can leave
     out the fine detail while decoding: a 12-megapixel phone photo reads in a quarter of the time.
     """
+    return decode(read_input(path), str(path), long_side)
+
+
+def read_input(path):
+    """The bytes of an image file, or of standard input for '-'; ImageError for anything else."""
+    if str(path) == STDIN:
+        return read_stdin()
+    if URL.match(str(path)):
+        raise ImageError(f"{path}: URLs are not fetched; download the image first (curl -O URL) and pass the file")
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image file, and holds no images; "
@@ -168,16 +208,37 @@ def load_reduced(path, long_side):
     if path.exists() and not path.is_file():  # a pipe would block the run, /dev/zero never end
         raise ImageError(f"{path}: not a regular file (a pipe or a device); save the image to a file first")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file; check the path") from None
     except OSError as e:
         raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
-    return decode(data, str(path), long_side)
+
+
+_stdin_lock = threading.Lock()
+
+
+def read_stdin():
+    """Standard input's bytes, read once: '-' given twice, or read again to annotate, is the same image."""
+    with _stdin_lock:
+        return _read_stdin_once()
+
+
+@functools.cache
+def _read_stdin_once():
+    if sys.stdin is None or sys.stdin.isatty():
+        raise ImageError(f"{STDIN}: standard input is a terminal; pipe an image in: fashion-edge classify - < photo.jpg")
+    data = sys.stdin.buffer.read(MAX_STDIN + 1)
+    if not data:
+        raise ImageError(f"{STDIN}: nothing on standard input; pipe an image in: fashion-edge classify - < photo.jpg")
+    if len(data) > MAX_STDIN:
+        raise ImageError(f"{STDIN}: over {MAX_STDIN >> 20} MB on standard input; save the image to a file first")
+    return data
 
 
 def expand(inputs):
-    """Files, directories (recursed, image files only) and glob patterns -> a list of paths.
+    """Files, directories (recursed, image files only) and glob patterns -> a list of paths
+    ('-', standard input, and URLs stay strings, to be reported as typed).
 
     Anything that does not exist, and a folder without images, is kept as it is, so that it is
     reported as an error in its place. Hidden files and folders are skipped, inside a directory
@@ -188,7 +249,9 @@ def expand(inputs):
     paths = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        if item == STDIN or URL.match(item):  # kept as typed: a Path would turn https:// into https:/
+            paths.append(item)
+        elif p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
                            and not hidden(f.relative_to(p)))
             paths += found or [p]  # an empty folder is reported, not silently skipped

@@ -2,14 +2,17 @@
 
 A mapping file is a markdown table whose first column names one or more folders and whose
 last column lists the acceptable class ids ("2 Pullover, 6 Shirt"), or none when no class
-fits (those photos should come back "unknown"). The set's README.md usually holds it.
+fits (those photos should come back "unknown"). The set's README.md usually holds it. A
+.json mapping file is an object instead: {"folder": [class ids or names], ...}, [] where none fits.
 """
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 
 from fashion_edge import images
+from fashion_edge.dataset import LABELS
 
 COARSE = {"tops": {0, 2, 4, 6}, "trousers": {1}, "dress": {3}, "footwear": {5, 7, 9}, "bag": {8}}
 
@@ -27,19 +30,54 @@ def read_mapping(folder, mapping_file=None):
     except OSError as e:
         raise PhotoSetError(f"{mapping_file}: cannot read the class mapping ({e.strerror}); a photo set needs a "
                             "README.md table of its folders' class ids, or eval's --mapping FILE") from None
-    mapping = {}
+    as_json = mapping_file.suffix.lower() == ".json"
+    rows = json_rows(text, mapping_file) if as_json else table_rows(text)
+    mapping = {name: ids for name, ids in rows.items() if (folder / name).is_dir()}
+    if not mapping:
+        raise PhotoSetError(f"{mapping_file}: no {'key' if as_json else 'table row'} names a sub-folder of {folder} "
+                            "with class ids; see 'fashion-edge eval --help' for the format")
+    return mapping
+
+
+def table_rows(text):
+    """{folder: ids} from a markdown table's rows: folder(s) | ... | '2 Pullover, 6 Shirt' or 'none'."""
+    rows = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) < 2 or not line.lstrip().startswith("|"):
             continue
         ids = sorted({int(i) for i in re.findall(r"\b(\d)\s+[A-Za-z]", cells[-1])})
-        for name in (n.strip() for n in cells[0].split(",")):
-            if (folder / name).is_dir() and (ids or cells[-1].lower().startswith("none")):
-                mapping[name] = ids
-    if not mapping:
-        raise PhotoSetError(f"{mapping_file}: no table row names a sub-folder of {folder} with class ids; "
-                            "see 'fashion-edge eval --help' for the format")
+        if ids or cells[-1].lower().startswith("none"):
+            rows.update((name.strip(), ids) for name in cells[0].split(","))
+    return rows
+
+
+def json_rows(text, source):
+    """{folder: ids} from a JSON object {"folder": [class ids or names], ...}; [] where no class fits."""
+    expected = 'expected {"folder": [class ids 0-9 or names such as "Shirt"], ...} with [] where no class fits'
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise PhotoSetError(f"{source}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+                            f"{expected}") from None
+    if not isinstance(rows, dict) or not all(isinstance(v, list) for v in rows.values()):
+        raise PhotoSetError(f"{source}: {expected}")
+    mapping = {}
+    for folder, classes in rows.items():
+        ids = [class_id(c) for c in classes]
+        if None in ids:
+            bad = classes[ids.index(None)]
+            raise PhotoSetError(f"{source}: {folder}: {json.dumps(bad)} is not a class id 0-9 or one of "
+                                f"{', '.join(LABELS)}")
+        mapping[folder] = sorted(set(ids))
     return mapping
+
+
+def class_id(value):
+    """A class id from a JSON mapping's 3 or "Dress" (any case); None for anything else."""
+    if isinstance(value, str):
+        return next((i for i, label in enumerate(LABELS) if label.lower() == value.lower()), None)
+    return value if type(value) is int and 0 <= value < len(LABELS) else None  # not True, which is an int
 
 
 def list_photos(folder, mapping):

@@ -253,13 +253,11 @@ def render(bgr, small_mask, box):
     return Prepared(pixels.astype(np.float32), box, True, small_mask, crop)
 
 
-def save_debug(prepared, folder, source):
-    """Write the mask, the crop and the 28x28 model input as PNGs, named after the source file."""
+def save_debug(prepared, folder, stem):
+    """Write the mask, the crop and the 28x28 model input as PNGs: STEM.mask.png and so on."""
     from fashion_edge.report import write_image_atomic
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    # The parent folder's name keeps photos of the same name from different folders apart.
-    stem = f"{source.parent.name}_{source.stem}" if source.parent.name else source.stem
     write_image_atomic(folder / f"{stem}.mask.png", prepared.mask)
     write_image_atomic(folder / f"{stem}.crop.png", prepared.crop)
     write_image_atomic(folder / f"{stem}.input.png", (prepared.pixels * 255).round().astype(np.uint8))

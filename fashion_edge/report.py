@@ -1,5 +1,7 @@
-"""Accuracy tables and confusion-matrix pictures, drawn with OpenCV so the runtime needs no plotting library."""
+"""Accuracy tables, confusion-matrix pictures and the files classify writes beside its results,
+drawn with OpenCV so the runtime needs no plotting library."""
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -46,3 +48,54 @@ def write_image_atomic(path, img):
     with open(tmp, "wb") as f:
         f.write(buf.tobytes())
     os.replace(tmp, path)
+
+
+def numbered_name(index, path):
+    """'0003-shirt' for the third input (index 2): unique where inputs share a file name (a/b.jpg,
+    c/b.jpg), and in the order of classify's output lines."""
+    stem = "stdin" if str(path) == "-" else Path(path).stem
+    return f"{index + 1:04d}-{stem}"
+
+
+# Formats OpenCV writes; an annotated copy of anything else (HEIC, GIF, standard input) is a JPEG.
+WRITABLE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
+ANNOTATION_KNOWN, ANNOTATION_UNKNOWN = (0, 200, 0), (0, 165, 255)  # BGR: green, orange
+
+
+def annotated_name(index, path):
+    suffix = Path(str(path)).suffix.lower()
+    return numbered_name(index, path) + (suffix if suffix in WRITABLE_SUFFIXES else ".jpg")
+
+
+def short_answer(prediction):
+    """'Shirt 0.95', 'unknown (closest: Dress 0.19)' or 'unknown (no garment found)'."""
+    if prediction.class_id is not None:
+        return f"{prediction.label} {prediction.confidence:.2f}"
+    if prediction.box is None:
+        return "unknown (no garment found)"
+    best = prediction.top_k[0]
+    return f"unknown (closest: {best['label']} {best['confidence']:.2f})"
+
+
+def annotate(image, prediction):
+    """A copy of the image with the garment's box and the answer drawn on, sized to the image."""
+    canvas = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    scale = max(canvas.shape[:2]) / 800  # a phone photo of 4000 pixels gets lines it is seen with
+    thickness, font_scale = max(1, round(2 * scale)), max(0.45, 0.7 * scale)
+    colour = ANNOTATION_KNOWN if prediction.class_id is not None else ANNOTATION_UNKNOWN
+    x, y = 0, 0
+    if prediction.box:
+        x, y, w, h = prediction.box
+        cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, thickness)
+    text = short_answer(prediction)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    width = cv2.getTextSize(text, font, font_scale, thickness)[0][0] + 2 * thickness
+    if width > canvas.shape[1]:  # the whole answer stays in view on a narrow photo
+        font_scale *= canvas.shape[1] / width
+        thickness = 1
+    (tw, th), base = cv2.getTextSize(text, font, font_scale, thickness)
+    x = min(x, max(0, canvas.shape[1] - tw - 2 * thickness))
+    top = y - th - base - 2 * thickness if y >= th + base + 2 * thickness else y  # above the box where it fits
+    cv2.rectangle(canvas, (x, top), (x + tw + 2 * thickness, top + th + base + 2 * thickness), colour, -1)
+    cv2.putText(canvas, text, (x + thickness, top + th + thickness), font, font_scale, (0, 0, 0), thickness, cv2.LINE_AA)
+    return canvas

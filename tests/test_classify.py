@@ -2,6 +2,7 @@
 import json
 import os
 import platform
+import re
 import struct
 import subprocess
 import sys
@@ -66,6 +67,18 @@ def test_a_high_threshold_makes_the_answer_unknown_but_keeps_top_k():
     assert result["label"] == "unknown" and result["class_id"] is None and result["top_k"][0]["label"] == "Shirt"
 
 
+def test_an_unknown_answer_names_the_class_it_came_closest_to(tmp_path):
+    proc = run_cli("classify", SHIRT, "--min-confidence", "1", check=0)
+    assert re.fullmatch(rf"{re.escape(str(SHIRT))}  unknown \(closest: Shirt 0\.\d\d\)   \(\w+ 0\.\d\d, \w+ 0\.\d\d\)\n",
+                        proc.stdout), proc.stdout
+    # A bare wall: nothing stands out from the border, so there is no garment to be close to.
+    wall = np.full((480, 640, 3), (205, 210, 215), np.uint8)
+    wall += np.random.default_rng(0).integers(0, 12, wall.shape, dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "wall.png"), wall)
+    proc = run_cli("classify", tmp_path / "wall.png", check=0)
+    assert proc.stdout == f"{tmp_path / 'wall.png'}  unknown (no garment found)\n"
+
+
 def test_usage_errors_exit_2():
     assert run_cli("classify").returncode == 2
     assert run_cli("classify", SHIRT, "--top-k", "0").returncode == 2
@@ -87,6 +100,7 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_the_work(tmp_pa
     a_file.write_text("")
     cases = [
         (["classify", SHIRT, "--debug-dir", a_file / "debug"], "cannot create folder"),
+        (["classify", SHIRT, "--save", a_file / "annotated"], "cannot create folder"),
         (["eval", "--plot", tmp_path / "missing" / "confusion.png"], "does not exist; create it first"),
         (["eval", "--plot", tmp_path / "confusion.jpg"], "the name must end in .png"),
         (["eval", "--plot", tmp_path / "confusion.png", "--photos", tmp_path], "drop --photos"),
@@ -109,11 +123,50 @@ def test_a_broken_model_file_is_one_line(tmp_path):
 def test_debug_dir_shows_what_the_model_saw(tmp_path):
     run_cli("classify", SHIRT, "--debug-dir", tmp_path / "dbg", check=0)
     files = sorted(p.name for p in (tmp_path / "dbg").iterdir())
-    assert files == ["samples_shirt.crop.png", "samples_shirt.input.png", "samples_shirt.mask.png"]
-    model_input = cv2.imread(str(tmp_path / "dbg" / "samples_shirt.input.png"), cv2.IMREAD_UNCHANGED)
+    assert files == ["0001-shirt.crop.png", "0001-shirt.input.png", "0001-shirt.mask.png"]
+    model_input = cv2.imread(str(tmp_path / "dbg" / "0001-shirt.input.png"), cv2.IMREAD_UNCHANGED)
     assert model_input.shape == (28, 28)
     # Fashion-MNIST's convention: a black background, the garment bright in the middle.
     assert (model_input == 0).mean() > 0.2 and model_input[10:18, 10:18].mean() > 80
+
+
+def inputs_sharing_names(d):
+    """Four photos whose names the folder name alone does not tell apart: a/b.jpg and a_b.jpg,
+    a/x/1.jpg and b/x/1.jpg (relative to d). Each a different garment, so a file written over shows."""
+    names = ["a/b.jpg", "a_b.jpg", "a/x/1.jpg", "b/x/1.jpg"]
+    for name, sample in zip(names, ["shirt.png", "trousers.jpg", "shirt.png", "trousers.jpg"]):
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(d / name), cv2.imread(str(ROOT / "samples" / sample)))
+    return names
+
+
+def test_debug_files_of_inputs_with_the_same_name_are_numbered_in_input_order(tmp_path):
+    names = inputs_sharing_names(tmp_path)
+    run_cli("classify", *names, "--debug-dir", "dbg", check=0, cwd=tmp_path)
+    inputs = sorted((tmp_path / "dbg").glob("*.input.png"))
+    assert [p.name for p in inputs] == ["0001-b.input.png", "0002-a_b.input.png", "0003-1.input.png", "0004-1.input.png"]
+    # Each number's files are its own input's: the shirts' agree, and differ from the trousers'.
+    shirt, trousers, shirt_again, trousers_again = (cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in inputs)
+    assert (shirt == shirt_again).all() and (trousers == trousers_again).all() and (shirt != trousers).any()
+
+
+def test_save_writes_a_copy_of_each_image_with_its_box_and_answer_drawn_on(tmp_path):
+    names = inputs_sharing_names(tmp_path) + ["shirt.png"]
+    (tmp_path / "shirt.png").write_bytes(SHIRT.read_bytes())
+    proc = run_cli("classify", *names, "missing.jpg", "--json", "--save", "out", check=1, cwd=tmp_path)
+    results = [json.loads(line) for line in proc.stdout.splitlines()][:len(names)]
+    copies = sorted((tmp_path / "out").iterdir())
+    # Numbered as --debug-dir's files; nothing for the missing file, no temporary file left behind.
+    assert [p.name for p in copies] == ["0001-b.jpg", "0002-a_b.jpg", "0003-1.jpg", "0004-1.jpg", "0005-shirt.png"]
+    for name, result, copy in zip(names, results, copies):
+        original, annotated = cv2.imread(str(tmp_path / name)), cv2.imread(str(copy))
+        assert annotated.shape == original.shape, (name, copy)
+        x, y, w, h = result["box"]
+        edge = (slice(y + h // 4, y + 3 * h // 4), x)  # the box's left side, clear of the label
+        assert np.abs(annotated[edge].astype(int) - original[edge]).mean() > 30, f"{copy.name}: no box drawn"
+    # Lossless, the PNG shows the box in the colour of a known answer.
+    x, y, w, h = results[-1]["box"]
+    assert results[-1]["label"] == "Shirt" and tuple(cv2.imread(str(copies[-1]))[y + h // 2, x]) == (0, 200, 0)
 
 
 def test_info_reads_the_model_metadata():

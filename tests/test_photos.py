@@ -1,10 +1,14 @@
 """Real photos: the development set's accuracy, and `fashion-edge eval` on both kinds of data."""
 import json
+import os
+import pty
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 
-from conftest import SHIPPED_TEST_FLOOR, run_cli, run_cli_measuring_memory
+from conftest import ROOT, SHIPPED_TEST_FLOOR, run_cli, run_cli_measuring_memory
 from fashion_edge import photos
 
 # Floors a little under what the shipped model measured on the development set (see the
@@ -116,6 +120,9 @@ def test_human_eval_output_is_a_table(data_dir):
     lines = proc.stdout.splitlines()
     assert lines[0] == "Fashion-MNIST test set, 10000 images"
     assert lines[-1].startswith("accuracy 0.9")
+    # Progress on stderr, for a run of up to two minutes on a small device; in a log, a line a tenth.
+    progress = proc.stderr.splitlines()
+    assert progress[-1] == "evaluating: 10000/10000 (100%)" and 5 <= len(progress) <= 11, progress
 
 
 def test_the_mapping_table_is_read_from_the_readme(dev_photos):
@@ -130,6 +137,67 @@ def test_a_photo_set_without_a_mapping_is_one_line(tmp_path):
     (tmp_path / "README.md").write_text("no table here\n")
     proc = run_cli("eval", "--photos", tmp_path, check=1)
     assert "no table row names a sub-folder" in proc.stderr
+
+
+def small_photo_set(d):
+    """The samples as a folder-per-class set: two shirts, the trousers, and the dress as out of distribution."""
+    root = ROOT / "samples"
+    for name, sample in [("shirts/a.png", "shirt.png"), ("shirts/b.jpg", "shirt.png"),
+                         ("trousers/a.jpg", "trousers.jpg"), ("other/a.jpg", "dress.jpg")]:
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(d / name), cv2.imread(str(root / sample)))
+    return d
+
+
+def test_eval_takes_a_json_class_mapping_of_ids_or_names(tmp_path):
+    photo_set = small_photo_set(tmp_path / "set")
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({"shirts": ["Shirt", 2], "trousers": [1], "other": [], "hats": []}))
+    assert photos.read_mapping(photo_set, mapping) == {"shirts": [2, 6], "trousers": [1], "other": []}
+    proc = run_cli("eval", "--photos", photo_set, "--mapping", mapping, "--json", check=0)
+    result = json.loads(proc.stdout)
+    assert result["n"] == 4 and set(result["per_folder"]) == {"shirts", "trousers", "other"}
+    assert result["per_folder"]["shirts"] == {"n": 2, "measure": "fine", "value": 1.0}
+
+
+def test_eval_on_a_terminal_redraws_a_progress_bar(tmp_path):
+    photo_set = small_photo_set(tmp_path / "set")
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({"shirts": [6], "trousers": [1], "other": []}))
+    terminal, stderr = pty.openpty()
+    proc = subprocess.run([sys.executable, "-m", "fashion_edge", "eval", "--photos", str(photo_set), "--mapping",
+                           str(mapping)], stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=120)
+    os.close(stderr)
+    shown = b""
+    while chunk := read_terminal(terminal):
+        shown += chunk
+    os.close(terminal)
+    assert proc.returncode == 0 and proc.stdout.startswith("4 photos in")
+    bars = shown.decode().split("\r")
+    assert bars[0] == "" and bars[-2:] == ["evaluating photos [" + "#" * 40 + "] 4/4", "\n"], bars
+    assert [bar.split()[-1] for bar in bars[1:-1]] == ["1/4", "2/4", "3/4", "4/4"], "one line, redrawn in place"
+
+
+def read_terminal(fd):
+    """What a terminal shows, in chunks; b'' once its writer has closed it (Linux says EIO)."""
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return b""
+
+
+def test_a_malformed_json_mapping_is_one_line(tmp_path):
+    photo_set = small_photo_set(tmp_path / "set")
+    mapping = tmp_path / "mapping.json"
+    for text, words in [('{"shirts": [6,}', "not valid JSON (Expecting value at line 1, column 15)"),
+                        ('["shirts", 6]', 'expected {"folder": [class ids 0-9 or names'),
+                        ('{"shirts": [6, "Blouse"]}', 'shirts: "Blouse" is not a class id 0-9 or one of T-shirt/top,'),
+                        ('{"shirts": [10]}', "shirts: 10 is not a class id 0-9"),
+                        ('{"hats": []}', "no key names a sub-folder")]:
+        mapping.write_text(text)
+        proc = run_cli("eval", "--photos", photo_set, "--mapping", mapping, check=1)
+        assert proc.stderr.startswith(f"error: {mapping}: ") and words in proc.stderr, (text, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and proc.stdout == "", (text, proc.stderr)
 
 
 def test_photos_prepared_on_several_threads_give_the_same_answers_in_order(dev_photos, tmp_path):
