@@ -147,7 +147,7 @@ def run_all(model_path=None, compare=None, checkpoint=None, threads=None, runs=5
                   "the PyTorch baselines are skipped", file=log)
             checkpoint = None
         else:
-            results["inference"]["pytorch eager"] = eager
+            results["inference"]["pytorch eager, 10 views"] = eager
     print("timing preprocessing ...", file=log)
     results["preprocess_640x480_ms"] = preprocessing(max(runs // 5, 20), image)
     results["preparation_throughput"] = preparation_throughput(clf, image)

@@ -96,35 +96,31 @@ class Classifier:
     def predict_batch(self, items, batch_size=64):
         """One Prediction per item, in order. Raises images.ImageError for an unusable input."""
         out = []
-        for i in range(0, len(items), batch_size):
-            prepared = self.prepare_all(items[i:i + batch_size])
-            for p in prepared:
-                if isinstance(p, images.ImageError):
-                    raise p
-            out += self.classify(prepared)
-        for item, p in zip(items, out):
-            if isinstance(item, (str, Path)):
-                p.path = str(item)
+        for _, prepared, prediction in self.results(items, batch_size):
+            if prediction is None:
+                raise prepared
+            out.append(prediction)
         return out
 
     def predict_paths(self, paths, batch_size=64, debug_dir=None):
         """Yields (path, Prediction or ImageError) for each path, in order: a bad file never stops the rest."""
-        for i in range(0, len(paths), batch_size):
-            chunk = paths[i:i + batch_size]
-            results, ready = {}, []
-            for index, path, prepared in zip(range(i, i + len(chunk)), chunk, self.prepare_all(chunk)):
-                if isinstance(prepared, images.ImageError):
-                    results[path] = prepared
-                else:
-                    ready.append((index, path, prepared))
-            if ready:
-                for (index, path, prepared), prediction in zip(ready, self.classify([p for *_, p in ready])):
-                    prediction.path = str(path)
-                    results[path] = prediction
-                    if debug_dir is not None:
-                        preprocess.save_debug(prepared, debug_dir, numbered_name(index, path))
-            for path in chunk:
-                yield path, results[path]
+        for index, (path, prepared, prediction) in enumerate(self.results(paths, batch_size)):
+            if prediction is not None and debug_dir is not None:
+                preprocess.save_debug(prepared, debug_dir, numbered_name(index, path))
+            yield path, prediction or prepared
+
+    def results(self, items, batch_size=64):
+        """Yields (item, Prepared or ImageError, Prediction or None) for each item, in order, a batch at a time."""
+        for i in range(0, len(items), batch_size):
+            chunk = items[i:i + batch_size]
+            prepared = self.prepare_all(chunk)
+            ready = [p for p in prepared if not isinstance(p, images.ImageError)]
+            predictions = iter(self.classify(ready) if ready else [])
+            for item, p in zip(chunk, prepared):
+                prediction = None if isinstance(p, images.ImageError) else next(predictions)
+                if prediction is not None and isinstance(item, (str, Path)):
+                    prediction.path = str(item)
+                yield item, p, prediction
 
     def classify(self, prepared):
         """Predictions for already prepared inputs (a list of preprocess.Prepared)."""

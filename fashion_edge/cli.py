@@ -358,7 +358,7 @@ def bench(model, compare, checkpoint, photo, threads, runs, as_json):
     base = inference[base_name]
     click.echo(f"single-image latency (ms) and batch-64 throughput; ratios against {base_name}")
     for name, r in inference.items():
-        click.echo(f"  {name:28} p50 {r['p50']:7.3f}  p90 {r['p90']:7.3f}  p99 {r['p99']:7.3f}   "
+        click.echo(f"  {name:39} p50 {r['p50']:7.3f}  p90 {r['p90']:7.3f}  p99 {r['p99']:7.3f}   "
                    f"{r['batch_images_per_s']:9.0f} img/s   p50 x{base['p50'] / r['p50']:.2f}  "
                    f"throughput x{r['batch_images_per_s'] / base['batch_images_per_s']:.2f}")
     pre = results["preprocess_640x480_ms"]

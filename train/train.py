@@ -271,10 +271,10 @@ def plot(metrics, out, test_preds=None, test_labels=None):
         save_confusion_png(test_labels, test_preds, out / "confusion.png", title="Fashion-MNIST test set")
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def settings(args):
+    """(args, last, init): the run's settings, the checkpoint it resumes, the one it starts from."""
     out = Path(args.output)
-    last = None
+    last = init = None
     if args.resume:
         if not (out / "last.pt").exists():
             sys.exit(f"error: {out / 'last.pt'}: nothing to resume; start the run without --resume")
@@ -282,7 +282,6 @@ def main(argv=None):
         # The run goes on as it was started (width, photos, schedule...); only where it runs may change.
         here = {k: getattr(args, k) for k in ("output", "resume", "data_dir", "device", "workers")}
         args = argparse.Namespace(**{**vars(args), **last["args"], **here})
-    init = None
     if args.init:
         init = load_checkpoint(args.init)
         args.width = init["args"].get("width", args.width)  # its weights fit no other width
@@ -290,10 +289,11 @@ def main(argv=None):
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         sys.exit(f"error: {out}: cannot create the run folder ({e.strerror}); pass another --output")
-    device = pick_device(args.device)
-    torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
+    return args, last, init
 
+
+def load_data(args):
+    """(train_x, train_y, val_x, val_y, photo_val, test_images, test_labels); photo_val is None without --photos."""
     try:
         images, labels = dataset.load("train", args.data_dir)
         test_images, test_labels = dataset.load("test", args.data_dir)
@@ -305,63 +305,81 @@ def main(argv=None):
     order = np.random.default_rng(args.seed).permutation(len(images))
     val_x, val_y = images[order[:n_val]], one_hot(labels[order[:n_val]])
     train_x, train_y = to_pixels(images[order[n_val:]]), one_hot(labels[order[n_val:]])
-    photo_train = photo_val = None
-    if args.photos:
-        from fashion_edge.photos import PhotoSetError  # needs OpenCV, only when photos are used
-        try:
-            photo_train, photo_val = load_photos(args.photos, args.seed, args.photo_views)
-        except PhotoSetError as e:
-            sys.exit(f"error: {e}")
-        reps = torch.as_tensor(photo_repeats(photo_train[1], args.photo_weight, len(train_x)))
-        train_x = torch.cat([train_x, to_pixels(photo_train[0]).repeat_interleave(reps, 0)])
-        train_y = torch.cat([train_y, torch.as_tensor(photo_train[1]).repeat_interleave(reps, 0)])
-        print(f"photos: {len(photo_train[0])} training inputs, repeated {reps.min()}-{reps.max()} times; "
-              f"{len(photo_val[0])} validation", file=sys.stderr)
+    if not args.photos:
+        return train_x, train_y, val_x, val_y, None, test_images, test_labels
+    from fashion_edge.photos import PhotoSetError  # needs OpenCV, only when photos are used
+    try:
+        photo_train, photo_val = load_photos(args.photos, args.seed, args.photo_views)
+    except PhotoSetError as e:
+        sys.exit(f"error: {e}")
+    reps = torch.as_tensor(photo_repeats(photo_train[1], args.photo_weight, len(train_x)))
+    train_x = torch.cat([train_x, to_pixels(photo_train[0]).repeat_interleave(reps, 0)])
+    train_y = torch.cat([train_y, torch.as_tensor(photo_train[1]).repeat_interleave(reps, 0)])
+    print(f"photos: {len(photo_train[0])} training inputs, repeated {reps.min()}-{reps.max()} times; "
+          f"{len(photo_val[0])} validation", file=sys.stderr)
+    return train_x, train_y, val_x, val_y, photo_val, test_images, test_labels
 
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(train_x, train_y), batch_size=args.batch_size, shuffle=True,
-        drop_last=True, num_workers=args.workers, generator=gen)
+
+def build(args, steps_per_epoch, device, init, last, gen):
+    """(model, ema, optimizer, scheduler, start_epoch, best_score, metrics), fresh, fine-tuned or resumed."""
     # Channels-last convolutions train about 1.3x faster on CPUs; the saved weights are the same.
     model = FashionCNN(dropout=args.dropout, width=args.width).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                                 nesterov=True, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs,
-                                                    steps_per_epoch=len(loader))
-    start_epoch, best_score, metrics = 0, 0.0, []
+                                                    steps_per_epoch=steps_per_epoch)
     if init:
         model.load_state_dict(init["model"])
         print(f"initialized from {args.init}", file=sys.stderr)
     # An exponential moving average of the weights generalizes better than the last step's
     # weights; it is what is evaluated, saved as "model" and exported.
     ema = AveragedModel(model, avg_fn=ema_update(args.ema), use_buffers=True)
-    if last:
-        model.load_state_dict(last["train_model"])
-        ema.load_state_dict(last["ema"])
-        optimizer.load_state_dict(last["optimizer"])
-        scheduler.load_state_dict(last["scheduler"])
-        gen.set_state(last["generator"])
-        torch.set_rng_state(last["torch_rng"])
-        start_epoch, best_score, metrics = last["epoch"], last["best_score"], last["metrics"]
-        print(f"resumed from {out / 'last.pt'} after epoch {start_epoch}", file=sys.stderr)
+    if not last:
+        return model, ema, optimizer, scheduler, 0, 0.0, []
+    model.load_state_dict(last["train_model"])
+    ema.load_state_dict(last["ema"])
+    optimizer.load_state_dict(last["optimizer"])
+    scheduler.load_state_dict(last["scheduler"])
+    gen.set_state(last["generator"])
+    torch.set_rng_state(last["torch_rng"])
+    print(f"resumed from {Path(args.output) / 'last.pt'} after epoch {last['epoch']}", file=sys.stderr)
+    return model, ema, optimizer, scheduler, last["epoch"], last["best_score"], last["metrics"]
 
+
+def run_epoch(epoch, model, ema, loader, optimizer, scheduler, device, gen, args, val_x, val_y, photo_val):
+    """One epoch of training, then the averaged weights on the validation images: the epoch's metrics row."""
+    t0 = time.time()
+    train_loss, train_acc = train_one_epoch(model, ema, loader, optimizer, scheduler, device, gen, args,
+                                            desc=f"epoch {epoch + 1}/{args.epochs}")
+    val_acc, _ = evaluate(ema.module, val_x, val_y, device)
+    row = dict(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc, val_acc=val_acc,
+               lr=scheduler.get_last_lr()[0], seconds=time.time() - t0)
+    if photo_val is not None:
+        row["photo_val_acc"], _ = evaluate(ema.module, photo_val[0], torch.as_tensor(photo_val[1]), device)
+    return row
+
+
+def main(argv=None):
+    args, last, init = settings(parse_args(argv))
+    out, device = Path(args.output), pick_device(args.device)
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    train_x, train_y, val_x, val_y, photo_val, test_images, test_labels = load_data(args)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(train_x, train_y), batch_size=args.batch_size, shuffle=True,
+        drop_last=True, num_workers=args.workers, generator=gen)
+    model, ema, optimizer, scheduler, start_epoch, best_score, metrics = build(args, len(loader), device, init, last, gen)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{n_params:,} parameters, {len(train_x):,} training / {n_val:,} validation images, on {device}",
+    print(f"{n_params:,} parameters, {len(train_x):,} training / {len(val_x):,} validation images, on {device}",
           file=sys.stderr)
     try:
         for epoch in range(start_epoch, args.epochs):
-            t0 = time.time()
-            train_loss, train_acc = train_one_epoch(model, ema, loader, optimizer, scheduler, device, gen, args,
-                                                    desc=f"epoch {epoch + 1}/{args.epochs}")
-            val_acc, _ = evaluate(ema.module, val_x, val_y, device)
-            row = dict(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc, val_acc=val_acc,
-                       lr=scheduler.get_last_lr()[0], seconds=time.time() - t0)
-            if photo_val is not None:
-                row["photo_val_acc"], _ = evaluate(ema.module, photo_val[0], torch.as_tensor(photo_val[1]), device)
+            row = run_epoch(epoch, model, ema, loader, optimizer, scheduler, device, gen, args, val_x, val_y, photo_val)
             metrics.append(row)
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                   file=sys.stderr)
             # With photos, "best" must be good at both: the mean of the two validation accuracies.
-            score = (val_acc + row["photo_val_acc"]) / 2 if photo_val is not None else val_acc
+            score = (row["val_acc"] + row["photo_val_acc"]) / 2 if photo_val is not None else row["val_acc"]
             ckpt = dict(model=ema.module.state_dict(), train_model=model.state_dict(), ema=ema.state_dict(),
                         optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                         generator=gen.get_state(), torch_rng=torch.get_rng_state(), epoch=epoch + 1,
@@ -375,14 +393,17 @@ def main(argv=None):
         done = metrics[-1]["epoch"] if metrics else 0
         print(f"\ninterrupted: {out / 'last.pt'} holds epoch {done}; continue with --resume", file=sys.stderr)
         sys.exit(130)
+    report(ema, device, out, test_images, test_labels, dict(metrics=metrics, args=vars(args), best_score=best_score,
+                                                           parameters=n_params))
 
+
+def report(ema, device, out, test_images, test_labels, summary):
+    """The best checkpoint's test accuracy, written into metrics.json, and the plots."""
     best = torch.load(out / "best.pt", map_location=device, weights_only=False)
     ema.module.load_state_dict(best["model"])
     test_acc, preds = evaluate(ema.module, test_images, one_hot(test_labels), device)
-    summary = dict(metrics=metrics, args=vars(args), best_epoch=best["epoch"], best_score=best_score,
-                   test_accuracy=test_acc, parameters=n_params)
-    save_atomic(summary, out / "metrics.json")
-    plot(metrics, out, preds.numpy(), test_labels)
+    save_atomic(dict(summary, best_epoch=best["epoch"], test_accuracy=test_acc), out / "metrics.json")
+    plot(summary["metrics"], out, preds.numpy(), test_labels)
     print(f"test accuracy {test_acc:.4f} (best.pt, epoch {best['epoch']}); plots in {out}", file=sys.stderr)
 
 
