@@ -25,7 +25,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from fashion_edge import dataset
+from fashion_edge import dataset, files
 from fashion_edge.model import MAX_VIEWS, view_batch
 from train.model import from_checkpoint
 from train.train import load_checkpoint, positive
@@ -70,6 +70,8 @@ def parse_args(argv=None):
     p.add_argument("--min-confidence", type=probability, default=0.5,
                    help="recorded in the model: below it the runtime answers 'unknown'")
     p.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: searched)")
+    p.add_argument("--limit", type=positive, help="measure on the first N test images only (quick runs; "
+                   "the accuracy recorded in the model is then theirs)")
     return p.parse_args(argv)
 
 
@@ -202,6 +204,7 @@ def main(argv=None):
         train_images, _ = dataset.load("train", args.data_dir)
     except dataset.DataError as e:
         sys.exit(f"error: {e}")
+    test_images, test_labels = test_images[:args.limit], test_labels[:args.limit]
     test_pixels = (test_images.astype(np.float32) / 255)[:, None]
     output.parent.mkdir(parents=True, exist_ok=True)
     targets = {"fp32": output.with_name(output.stem + "-fp32.onnx") if args.quantize else output}
@@ -228,8 +231,7 @@ def main(argv=None):
         for precision, path in built.items():
             os.replace(path, targets[precision])
     report_path = output.with_suffix(".json")
-    report_path.with_suffix(".tmp").write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(report_path.with_suffix(".tmp"), report_path)
+    files.write_bytes(report_path, (json.dumps(report, indent=2) + "\n").encode())
     for key, value in report.items():
         print(f"{key:30} {value:.4f}" if isinstance(value, float) else f"{key:30} {value}")
     print(f"wrote {', '.join(str(t) for t in targets.values())} and {report_path}", file=sys.stderr)

@@ -6,7 +6,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from fashion_edge import dataset
+from fashion_edge import dataset, files
 
 class DownloadError(Exception):
     pass
@@ -45,9 +45,7 @@ def download(folder, base_url, progress=True):
             raise DownloadError(f"{url}: not a gzip file; check --base-url") from None
         if _sha256(content) != digest:
             raise DownloadError(f"{url}: content does not match the recorded SHA-256; refusing it (is --base-url right?)")
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        files.write_bytes(target, data)
     return folder
 
 

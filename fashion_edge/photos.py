@@ -9,7 +9,6 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 
 from fashion_edge import images
 from fashion_edge.dataset import LABELS
@@ -89,29 +88,3 @@ def list_photos(folder, mapping):
 
 def coarse_group(class_id):
     return next((g for g, ids in COARSE.items() if class_id in ids), None)
-
-
-def prepare_all(items, progress=False, augment=None, views=1, seed=0):
-    """Model inputs for [(path, ids)]: (uint8 [N, 28, 28], 0/1 masks of acceptable ids [N, 10]).
-
-    With views > 1, each photo also appears views - 1 more times through augment(image, rng),
-    a random change of framing. Photos in which no garment is found are left out: there is
-    nothing to learn from them.
-    """
-    from fashion_edge import preprocess
-    rng = np.random.default_rng(seed)
-    if progress:
-        from tqdm import tqdm
-        items = tqdm(items, desc="preparing photos", leave=False)
-    inputs, masks = [], []
-    for path, ids in items:
-        try:
-            image = images.load(path)
-        except images.ImageError:
-            continue
-        for view in range(views):
-            prepared = preprocess.prepare(image if view == 0 else augment(image, rng))
-            if prepared.found:
-                inputs.append((prepared.pixels * 255).round().astype(np.uint8))
-                masks.append(np.isin(np.arange(10), ids).astype(np.uint8))
-    return np.stack(inputs), np.stack(masks)

@@ -6,6 +6,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fashion_edge import files
+
 
 def confusion_matrix(truth, preds, n_classes=10):
     m = np.zeros((n_classes, n_classes), dtype=np.int64)
@@ -43,11 +45,9 @@ def write_image_atomic(path, img):
     path = str(path)
     ext = os.path.splitext(path)[1] or ".png"
     ok, buf = cv2.imencode(ext, img)
-    assert ok, f"OpenCV could not encode {path}"
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(buf.tobytes())
-    os.replace(tmp, path)
+    if not ok:
+        raise OSError(f"OpenCV could not encode {path} as {ext}")
+    files.write_bytes(path, buf.tobytes())
 
 
 def numbered_name(index, path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fashion_edge import camera, preprocess as photo
+from fashion_edge import camera, files, preprocess as photo
 from fashion_edge.server import Server
 
 NOTHING = "nothing in view"
@@ -161,7 +161,7 @@ class VideoSink:
 
     def __init__(self, path, fps):
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.tmp = files.partial_name(self.path)  # the video grows over the run; moved into place at close()
         self.fps, self.video = fps, None
 
     def show(self, result, canvas):

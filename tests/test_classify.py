@@ -261,7 +261,7 @@ def test_the_api_takes_paths_and_arrays(classifier):
     assert isinstance(by_path, Prediction) and by_path.label == by_array.label == "Shirt"
     assert by_path.confidence == pytest.approx(by_array.confidence) and by_path.box == by_array.box
     gray = classifier.predict(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-    assert gray.label in classifier.labels + ["unknown"] and gray.box is not None
+    assert gray.label == "Shirt" and gray.box is not None  # a gray copy of the shirt is still a shirt
     batch = classifier.predict_batch([SHIRT, bgr])
     assert [p.label for p in batch] == ["Shirt", "Shirt"]
 
@@ -305,7 +305,9 @@ def test_the_shipped_model_meets_its_targets_on_the_test_set(classifier, data_di
     from fashion_edge import Classifier, evaluate
     result, _, _ = evaluate.on_test_set(classifier, data_dir)
     assert result["views"] == 10 and result["accuracy"] >= SHIPPED_TEST_FLOOR
-    assert float(classifier.model.metadata["test_accuracy"]) == pytest.approx(result["accuracy"], abs=1e-4)
+    # Within 0.1 point, 10 images: x86 and arm64 round the rescaled integers a little differently,
+    # which can turn a near tie. The old file's saturating arithmetic lost 56 images on AVX2.
+    assert float(classifier.model.metadata["test_accuracy"]) == pytest.approx(result["accuracy"], abs=0.001)
     one_view, _, _ = evaluate.on_test_set(Classifier(views=1), data_dir)
     recorded = json.loads(classifier.model.metadata["test_accuracy_by_views"])
-    assert one_view["accuracy"] == pytest.approx(recorded["1"], abs=1e-4) and one_view["accuracy"] < result["accuracy"]
+    assert one_view["accuracy"] == pytest.approx(recorded["1"], abs=0.001) and one_view["accuracy"] < result["accuracy"]

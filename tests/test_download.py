@@ -54,7 +54,7 @@ def test_a_corrupted_file_is_refused_and_nothing_is_written(served, tmp_path):
     assert "t10k-labels-idx1-ubyte.gz: content does not match the recorded SHA-256" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (target / "t10k-labels-idx1-ubyte.gz").exists()
-    assert not list(target.glob("*.tmp"))
+    assert not list(target.glob(".*.partial*"))
 
 
 def test_an_unreachable_server_is_one_line(tmp_path):

@@ -8,7 +8,6 @@ accuracy) and metrics.json; at the end curves.png, confusion.png and the test ac
 """
 import argparse
 import json
-import os
 import pickle
 import sys
 import time
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from fashion_edge import dataset
+from fashion_edge import dataset, files
 from fashion_edge.preprocess import GARMENT_FLOOR, GARMENT_RANGE
 from train.model import FashionCNN, from_checkpoint
 
@@ -192,14 +191,39 @@ def one_hot(labels):
     return F.one_hot(torch.as_tensor(labels, dtype=torch.long), 10).to(torch.uint8)
 
 
+def prepare_photos(items, progress=False, augment=None, views=1, seed=0):
+    """Model inputs for [(path, ids)]: (uint8 [N, 28, 28], 0/1 masks of acceptable ids [N, 10]).
+
+    With views > 1, each photo also appears views - 1 more times through augment(image, rng),
+    a random change of framing. Photos in which no garment is found are left out: there is
+    nothing to learn from them.
+    """
+    from fashion_edge import images, preprocess  # OpenCV, only when photos are used
+    rng = np.random.default_rng(seed)
+    if progress:
+        items = tqdm(items, desc="preparing photos", leave=False)
+    inputs, masks = [], []
+    for path, ids in items:
+        try:
+            image = images.load(path)
+        except images.ImageError:
+            continue
+        for view in range(views):
+            prepared = preprocess.prepare(image if view == 0 else augment(image, rng))
+            if prepared.found:
+                inputs.append((prepared.pixels * 255).round().astype(np.uint8))
+                masks.append(np.isin(np.arange(10), ids).astype(np.uint8))
+    return np.stack(inputs), np.stack(masks)
+
+
 def load_photos(folder, seed, views, val_share=0.1):
     """A folder-per-class photo set as model inputs, split by photo into train and validation."""
     from fashion_edge import photos  # needs OpenCV, only when photos are used
     items = photos.list_photos(folder, photos.read_mapping(folder))
     order = np.random.default_rng(seed).permutation(len(items))
     n_val = int(len(items) * val_share)
-    val = photos.prepare_all([items[i] for i in order[:n_val]])
-    train = photos.prepare_all([items[i] for i in order[n_val:]], progress=True, augment=reframe, views=views, seed=seed)
+    val = prepare_photos([items[i] for i in order[:n_val]])
+    train = prepare_photos([items[i] for i in order[n_val:]], progress=True, augment=reframe, views=views, seed=seed)
     return train, val
 
 
@@ -242,12 +266,11 @@ def load_checkpoint(path):
 
 
 def save_atomic(obj, path):
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix == ".json":
-        tmp.write_text(json.dumps(obj, indent=2))
-    else:
-        torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with files.replacing(path) as tmp:
+        if path.suffix == ".json":
+            tmp.write_text(json.dumps(obj, indent=2))
+        else:
+            torch.save(obj, tmp)
 
 
 def plot(metrics, out, test_preds=None, test_labels=None):
