@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ import torch
 
 from fashion_edge import dataset, files
 from fashion_edge.model import MAX_VIEWS, view_batch
+from fashion_edge.timing import percentiles, time_calls
 from train.model import from_checkpoint
 from train.train import load_checkpoint, positive
 
@@ -142,15 +142,7 @@ def predict_by_views(sess, pixels, counts=RECORDED_VIEWS, batch=500):
 
 def latency_ms(sess, pixels, runs=200):
     """Median single-image, single-view latency."""
-    one = pixels[:1]
-    for _ in range(20):
-        sess.run(None, {"pixels": one})
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        sess.run(None, {"pixels": one})
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1000)
+    return percentiles(time_calls(lambda: sess.run(None, {"pixels": pixels[:1]}), runs))["p50"]
 
 
 def write_metadata(path, meta):

@@ -11,27 +11,24 @@ import cv2
 import numpy as np
 
 from fashion_edge import cpu, images, preprocess
+from fashion_edge.timing import latency_and_throughput, percentiles, time_calls
 from fashion_edge.model import FP32_MODEL, MAX_VIEWS, Model
 
 # The PyTorch baseline lives with the training code, so that the runtime never imports torch;
 # it runs from a checkout, where the train package is importable.
 TORCH_SCRIPT = ["-m", "train.classify_torch"]
+# The checkout this runtime was installed from (pip install -e), where train/ lives: the
+# baseline runs there, whatever the working directory.
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
-def percentiles(times):
-    ms = np.array(times) * 1000
-    return {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)), "p99": float(np.percentile(ms, 99))}
+class BenchError(Exception):
+    """A timed command failed: one line saying which and why."""
 
 
-def time_calls(fn, runs, warmup=20):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return times
+def run_torch(args):
+    """train.classify_torch with args (absolute paths), run from the checkout."""
+    return subprocess.run([sys.executable, *TORCH_SCRIPT, *args], capture_output=True, text=True, cwd=CHECKOUT)
 
 
 def scene(width=640, height=480, seed=0):
@@ -50,18 +47,12 @@ def inference(models, runs, batch=64):
     """Single-image latency and batch throughput of each model: {name: {...}}."""
     x1 = np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32)
     xb = np.random.default_rng(1).random((batch, 1, 28, 28), dtype=np.float32)
-    out = {}
-    for name, run in models.items():
-        single = percentiles(time_calls(lambda: run(x1), runs))
-        batch_times = time_calls(lambda: run(xb), max(runs // 10, 10), warmup=3)
-        out[name] = {**single, "batch_images_per_s": batch / statistics.median(batch_times)}
-    return out
+    return {name: latency_and_throughput(lambda: run(x1), lambda: run(xb), batch, runs) for name, run in models.items()}
 
 
 def torch_eager(checkpoint, threads, runs):
     """PyTorch eager latency, measured by train.classify_torch of a checkout; None without torch."""
-    cmd = [sys.executable, *TORCH_SCRIPT, str(checkpoint), "--time", str(runs)] + (["--threads", str(threads)] if threads else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = run_torch([str(Path(checkpoint).resolve()), "--time", str(runs)] + (["--threads", str(threads)] if threads else []))
     if proc.returncode != 0:
         return None
     return json.loads(proc.stdout)
@@ -96,10 +87,13 @@ def cold_start(photo, checkpoint=None, repeats=5):
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=CHECKOUT)
             times.append(time.perf_counter() - t)
-            assert proc.returncode == 0, f"{' '.join(cmd)} failed: {proc.stderr.strip()[-300:]}"
+            if proc.returncode != 0:
+                reason = (proc.stderr.strip().splitlines() or ["no message"])[-1][:200]
+                raise BenchError(f"{' '.join(cmd[1:4])} failed during the cold-start timing ({reason})")
         return statistics.median(times)
+    photo, checkpoint = Path(photo).resolve(), checkpoint and Path(checkpoint).resolve()
     out = {"fashion_edge_s": wall([sys.executable, "-m", "fashion_edge", "classify", str(photo)])}
     if checkpoint:
         out["pytorch_script_s"] = wall([sys.executable, *TORCH_SCRIPT, str(checkpoint), str(photo)])
@@ -123,12 +117,13 @@ def pipeline(clf, frames=200):
 
 
 def model_runs(model, other):
-    """{row name: run(pixels)} at one view and at ten, for the model and the one it is compared with."""
+    """{row name: probabilities(pixels)} at one view and at ten, for the model and the one it is compared with."""
+    from fashion_edge.classifier import Classifier
     rows = {}
     for m in (model, other):
         name = f"{m.metadata.get('precision', 'model')} ({m.path.name})"
         for views in (1, MAX_VIEWS):
-            rows[f"{name}, {views} view{'s' if views > 1 else ''}"] = lambda x, m=m, views=views: m.run(x, views)
+            rows[f"{name}, {views} view{'s' if views > 1 else ''}"] = Classifier(m, views=views).probabilities
     return rows
 
 

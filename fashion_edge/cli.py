@@ -329,7 +329,7 @@ def webcam(source, width, height, model, threads, min_confidence, smooth, views,
               help="the model timed beside it: int8, fp32 or a .onnx file")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
               help="a train/train.py checkpoint: adds the PyTorch baselines, eager latency and a plain "
-                   "PyTorch script's cold start (needs torch; run from a checkout, which has train/)")
+                   "PyTorch script's cold start (needs torch and a checkout installed with pip install -e)")
 @click.option("--photo", type=click.Path(exists=True, dir_okay=False),
               help="photo for the preprocessing (scaled to 640x480) and cold-start runs  "
                    "[default: a generated 640x480 scene]")
@@ -342,11 +342,11 @@ def bench(model, compare, checkpoint, photo, threads, runs, as_json):
     Every figure is printed beside a baseline measured in the same run, so the ratios hold
     on whatever machine runs it.
     """
-    from fashion_edge.bench import run_all
+    from fashion_edge.bench import BenchError, run_all
     from fashion_edge.images import ImageError
     try:
         results = run_all(model, compare, checkpoint, threads, runs, photo)
-    except ImageError as e:  # --photo that is not a usable image
+    except (ImageError, BenchError) as e:  # --photo that is not a usable image, a timed command that failed
         fail(str(e))
     if as_json:
         emit(results)

@@ -8,33 +8,18 @@ of it for cold start, and --time for eager-mode latency.
 """
 import argparse
 import json
-import time
 
-import numpy as np
 import torch
 
 from fashion_edge.dataset import LABELS  # numpy only: the baseline stays plain PyTorch
+from fashion_edge.timing import latency_and_throughput
 from train.model import from_checkpoint
 
 
 def timings(model, runs, batch=64):
     x1, xb = torch.rand(1, 1, 28, 28), torch.rand(batch, 1, 28, 28)
     with torch.no_grad():
-        for _ in range(20):
-            model.predict(x1)
-        single = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            model.predict(x1)
-            single.append(time.perf_counter() - t)
-        batches = []
-        for _ in range(max(runs // 10, 10)):
-            t = time.perf_counter()
-            model.predict(xb)
-            batches.append(time.perf_counter() - t)
-    ms = np.array(single) * 1000
-    return {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)),
-            "p99": float(np.percentile(ms, 99)), "batch_images_per_s": batch / float(np.median(batches))}
+        return latency_and_throughput(lambda: model.predict(x1), lambda: model.predict(xb), batch, runs)
 
 
 def main():
