@@ -23,6 +23,8 @@ def view_batch(pixels, count):
     """[N, 1, 28, 28] -> [count * N, 1, 28, 28]: the first `count` views of every image, view by view."""
     if not 1 <= count <= MAX_VIEWS:
         raise ValueError(f"views must be from 1 to {MAX_VIEWS}, not {count}")
+    if count == 1:  # the webcam's case, once a frame
+        return pixels
     padded = np.pad(pixels, ((0, 0), (0, 0), (1, 1), (1, 1)))
     out = []
     for dy, dx in VIEW_SHIFTS:
