@@ -43,7 +43,7 @@ class Prediction:
 class Classifier:
     """Classifies photos (paths or BGR/grayscale numpy arrays) with an ONNX model.
 
-    model: path to a .onnx file from export/to_onnx.py (default: the packaged model).
+    model: path to a .onnx file from export.to_onnx (default: the packaged model).
     threads: threads that prepare photos (default: one per core) and run the model (default:
         onnxruntime's choice).
     min_confidence: below it the answer is "unknown" (default: the value recorded in the model).

@@ -12,7 +12,7 @@ import click
 from fashion_edge import __version__
 
 MODEL_HELP = ("int8 (the packaged model), fp32 (the same network unquantized: compare them with 'bench'), "
-              "or a .onnx file from export/to_onnx.py  [default: int8]")
+              "or a .onnx file from export.to_onnx  [default: int8]")
 
 
 def emit(obj):
@@ -328,7 +328,7 @@ def webcam(source, width, height, model, threads, min_confidence, smooth, views,
 @click.option("--compare", callback=model_file, default="fp32", show_default=True,
               help="the model timed beside it: int8, fp32 or a .onnx file")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
-              help="a train/train.py checkpoint: adds the PyTorch baselines, eager latency and a plain "
+              help="a train.train checkpoint: adds the PyTorch baselines, eager latency and a plain "
                    "PyTorch script's cold start (needs torch and a checkout installed with pip install -e)")
 @click.option("--photo", type=click.Path(exists=True, dir_okay=False),
               help="photo for the preprocessing (scaled to 640x480) and cold-start runs  "

@@ -1,7 +1,7 @@
 """The ONNX model session and what the model file says about itself.
 
 Class names, the input convention and the recommended confidence threshold come from the
-model file's metadata, written by export/to_onnx.py; the runtime keeps no copy of them.
+model file's metadata, written by export.to_onnx; the runtime keeps no copy of them.
 """
 import json
 from pathlib import Path
@@ -52,19 +52,19 @@ class Model:
         except Exception as e:  # onnxruntime raises its own types for a missing or broken file
             reason = str(e).strip().splitlines()[-1][:200]
             raise ModelError(f"{self.path}: cannot load the model ({reason}); "
-                             "pass a .onnx file made by export/to_onnx.py") from None
+                             "pass a .onnx file made by export.to_onnx") from None
         self.metadata = self.session.get_modelmeta().custom_metadata_map
         try:
             self.labels = json.loads(self.metadata["labels"])
             self.input_convention = json.loads(self.metadata["input"])
         except (KeyError, ValueError):
-            raise ModelError(f"{self.path}: no 'labels'/'input' metadata; export the model with export/to_onnx.py") from None
+            raise ModelError(f"{self.path}: no 'labels'/'input' metadata; export the model with export.to_onnx") from None
         self.min_confidence = float(self.metadata.get("min_confidence", 0.5))
         self.input_name = self.session.get_inputs()[0].name
         outputs = [o.name for o in self.session.get_outputs()]
         if outputs[:2] != ["probabilities", "embedding"]:
             raise ModelError(f"{self.path}: outputs {outputs}, not probabilities and embedding; "
-                             "export the model with export/to_onnx.py")
+                             "export the model with export.to_onnx")
 
     def run(self, pixels, views=1):
         """float32 [N, 1, 28, 28] in [0, 1] -> (probabilities [N, classes], embedding [N, D]).

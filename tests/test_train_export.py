@@ -212,7 +212,7 @@ def test_the_shipped_model_keeps_the_contract():
 
 
 def check_contract(path, batch):
-    """The promises of export/to_onnx.py that the runtime relies on."""
+    """The promises of export.to_onnx that the runtime relies on."""
     import onnxruntime as ort
     assert not list(path.parent.glob("*.data")), "weights must live inside the .onnx file"
     model = onnx.load(str(path))

@@ -22,7 +22,7 @@ def main(argv=None):
     p.add_argument("start", help="the checkpoint the fine-tuning started from (its --init)")
     p.add_argument("tuned", help="the fine-tuned run's last.pt")
     p.add_argument("--weight", type=float, default=0.5, help="share of the fine-tuned weights in the average")
-    p.add_argument("--output", required=True, help="the averaged checkpoint to write, for export/to_onnx.py")
+    p.add_argument("--output", required=True, help="the averaged checkpoint to write, for export.to_onnx")
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
     start, tuned = load_checkpoint(args.start), load_checkpoint(args.tuned)

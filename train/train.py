@@ -252,16 +252,16 @@ def reframe(image, rng):
 
 def load_checkpoint(path):
     """The checkpoint this script saved at path. Any other file ends the script with one line
-    saying what is wrong, for train.py --init, average.py and export/to_onnx.py alike."""
+    saying what is wrong, for train.py --init, average.py and export.to_onnx alike."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         from_checkpoint(ckpt)  # holds this project's network, or fails here
     except FileNotFoundError:
-        sys.exit(f"error: {path}: no such checkpoint; train one with train/train.py --output DIR")
+        sys.exit(f"error: {path}: no such checkpoint; train one with python -m train.train --output DIR")
     except (RuntimeError, KeyError, TypeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
         reason = str(e).strip().splitlines()[0][:160]
         sys.exit(f"error: {path}: not a checkpoint of this project's FashionCNN ({reason}); "
-                 "pass best.pt or last.pt from train/train.py")
+                 "pass best.pt or last.pt from train.train")
     return ckpt
 
 
