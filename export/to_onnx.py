@@ -161,8 +161,9 @@ def recipe(ckpt, args):
         steps = [f"python -m train.train {as_flags(ckpt.get('args', {}))}"]
     if "averaged_with" in ckpt:  # made by train.average from the run that was fine-tuned and the fine-tuning
         steps = [f"python -m train.train {as_flags(ckpt['averaged_with'])}", *steps, ckpt["average_command"]]
+    # --limit goes into the recipe: the accuracy recorded beside it is then of those images only.
     steps.append(f"python -m export.to_onnx --checkpoint CKPT --output OUT{' --quantize' if args.quantize else ''}"
-                 f" --min-confidence {args.min_confidence}")
+                 f" --min-confidence {args.min_confidence}" + (f" --limit {args.limit}" if args.limit else ""))
     return "; ".join(steps)
 
 

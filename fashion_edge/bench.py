@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 
 from fashion_edge import cpu, images, preprocess
-from fashion_edge.timing import latency_and_throughput, percentiles, time_calls
 from fashion_edge.model import FP32_MODEL, MAX_VIEWS, Model
+from fashion_edge.timing import latency_and_throughput, percentiles, time_calls
 
 # The PyTorch baseline lives with the training code, so that the runtime never imports torch;
 # it runs from a checkout, where the train package is importable.

@@ -205,6 +205,7 @@ def test_a_model_file_rebuilds_the_checkpoint_it_was_exported_from(trained, tmp_
     run(EXPORT + ["--checkpoint", rebuilt, "--output", again])
     recipe = {p.key: p.value for p in onnx.load(str(again)).metadata_props}["recipe"]
     assert recipe.startswith("python -m train.train") and "export.from_onnx fp32.onnx" in recipe
+    assert recipe.endswith("--limit 1000"), "a partial measurement says so in the recipe"
 
 
 def test_the_shipped_model_keeps_the_contract():
