@@ -43,6 +43,17 @@ def scene(width=640, height=480, seed=0):
     return img
 
 
+def fitted(photo, size=(640, 480)):
+    """The photo scaled to fit a 640x480 frame, on grey, as a person stands before a camera."""
+    w, h = size
+    scale = min(w / photo.shape[1], h / photo.shape[0])
+    small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frame = np.full((h, w, 3), 128, np.uint8)
+    y, x = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
+    frame[y:y + small.shape[0], x:x + small.shape[1]] = small if small.ndim == 3 else small[..., None]
+    return frame
+
+
 def inference(models, runs, batch=64):
     """Single-image latency and batch throughput of each model: {name: {...}}."""
     x1 = np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32)
@@ -101,19 +112,38 @@ def cold_start(photo, checkpoint=None, repeats=5):
     return out
 
 
-def pipeline(clf, frames=200):
-    """The webcam loop on a generated 640x480 video file: per-stage milliseconds and frames per second."""
+def pipeline(clf, base, frames=200):
+    """The webcam loop on a 640x480 video file of an image drifting sideways: per-stage milliseconds and frames per second."""
     from fashion_edge import webcam
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.avi"
         video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
-        base = scene()
         for i in range(frames):
             video.write(np.roll(base, 4 * (i % 20), axis=1))
         video.release()
         with open(Path(tmp) / "log", "w") as log:
             summary = webcam.run(clf, str(path), display=False, log=log)
     return {"fps": summary["fps"], "stage_ms": {k: v for k, v in summary["stage_ms"].items() if k != "start"}}
+
+
+def person_path(clf, image, runs):
+    """What a photo of a person costs, stage by stage, on one core (p50 ms), beside a garment alone."""
+    from fashion_edge import garments
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        p50 = lambda call: percentiles(time_calls(call, runs, warmup=3))["p50"]
+        regions = clf.regions.find(image)
+        prepared = garments.prepare(image, clf.regions)
+        network = p50(lambda: clf.regions.probabilities(image))
+        stages = {"region network": network, "masks and boxes": p50(lambda: clf.regions.find(image)) - network,
+                  "render each garment": p50(lambda: [preprocess.render(image, r.mask, r.box) for r in regions]),
+                  "classify every garment": p50(lambda: clf.classify([prepared]))}
+        return {"garments": len(regions), "stage_ms": stages, "total_ms": sum(stages.values()),
+                "garment_alone_ms": p50(lambda: clf.classify([preprocess.prepare(image)]))
+                + p50(lambda: preprocess.prepare(image))}
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def model_runs(model, other):
@@ -127,10 +157,12 @@ def model_runs(model, other):
     return rows
 
 
-def run_all(model_path=None, compare=None, checkpoint=None, threads=None, runs=500, photo=None, log=sys.stderr):
+def run_all(model_path=None, compare=None, checkpoint=None, threads=None, runs=500, photo=None, person=None,
+            log=sys.stderr):
     from fashion_edge.classifier import Classifier
     # Read first, so that an unusable photo fails before any timing is done.
     image = scene() if photo is None else cv2.resize(images.load(photo), (640, 480), interpolation=cv2.INTER_AREA)
+    people = person and fitted(images.load(person))
     clf = Classifier(model_path, threads=threads, views=1)
     other = Model(compare or FP32_MODEL, threads)
     print("timing inference ...", file=log)
@@ -147,7 +179,11 @@ def run_all(model_path=None, compare=None, checkpoint=None, threads=None, runs=5
     results["preprocess_640x480_ms"] = preprocessing(max(runs // 5, 20), image)
     results["preparation_throughput"] = preparation_throughput(clf, image)
     print("timing the webcam pipeline ...", file=log)
-    results["webcam_pipeline"] = pipeline(clf)
+    results["webcam_pipeline"] = pipeline(clf, scene())
+    if people is not None:
+        print("timing the person path ...", file=log)
+        results["person_path"] = person_path(clf, people, max(runs // 10, 20))
+        results["webcam_pipeline_person"] = pipeline(clf, people)
     print("timing cold starts ...", file=log)
     with tempfile.TemporaryDirectory() as tmp:
         if photo is None:

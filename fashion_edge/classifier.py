@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_edge import images, preprocess
+from fashion_edge import garments, images, preprocess
+from fashion_edge.garments import CLASSES, RegionFinder
 from fashion_edge.model import MAX_VIEWS, Model
 from fashion_edge.report import numbered_name
 
@@ -31,6 +32,7 @@ class Prediction:
     confidence: float          # probability of the top class
     top_k: list = field(default_factory=list)  # [{"label", "class_id", "confidence"}], best first
     box: list | None = None    # [x, y, w, h] of the garment in the original image
+    garments: list = field(default_factory=list)  # [{"label", "class_id", "confidence", "box"}], largest first
     path: str | None = None
 
     def to_dict(self):
@@ -49,10 +51,13 @@ class Classifier:
     min_confidence: below it the answer is "unknown" (default: the value recorded in the model).
     top_k: how many classes each result lists.
     views: how many views of each photo the answer averages, 1 to 10 (see model.view_batch).
+    people: find the garments a person wears with the garment-region network (see garments.py);
+        False treats every photo as one garment alone.
     """
 
-    def __init__(self, model=None, threads=None, min_confidence=None, top_k=3, views=DEFAULT_VIEWS):
+    def __init__(self, model=None, threads=None, min_confidence=None, top_k=3, views=DEFAULT_VIEWS, people=True):
         self.model = model if isinstance(model, Model) else Model(model, threads)
+        self.regions = RegionFinder(threads=threads) if people else None
         self.labels = self.model.labels
         self.min_confidence = self.model.min_confidence if min_confidence is None else min_confidence
         self.top_k = top_k
@@ -67,11 +72,12 @@ class Classifier:
             image, (fx, fy) = images.load_reduced(image_or_path, preprocess.DETAIL_SIDE)
         else:
             image, (fx, fy) = images.normalize(image_or_path), (1, 1)
-        prepared = preprocess.prepare(image)
-        if (fx, fy) != (1, 1):  # the box is in the file's pixels, not the reduced image's
-            x, y, w, h = prepared.box
-            x0, y0 = int(x * fx), int(y * fy)
-            prepared.box = (x0, y0, math.ceil((x + w) * fx) - x0, math.ceil((y + h) * fy) - y0)
+        prepared = garments.prepare(image, self.regions)
+        if (fx, fy) != (1, 1):  # boxes are in the file's pixels, not the reduced image's
+            for garment in prepared.garments or [prepared]:
+                x, y, w, h = garment.box
+                x0, y0 = int(x * fx), int(y * fy)
+                garment.box = (x0, y0, math.ceil((x + w) * fx) - x0, math.ceil((y + h) * fy) - y0)
         return prepared
 
     def prepare_all(self, items):
@@ -123,20 +129,38 @@ class Classifier:
                 yield item, p, prediction
 
     def classify(self, prepared):
-        """Predictions for already prepared inputs (a list of preprocess.Prepared)."""
-        return [self.decide(row, p) for row, p in zip(self.probabilities(prepared), prepared)]
+        """Predictions for already prepared inputs (a list of preprocess.Prepared), every garment in one batch."""
+        rows = iter(self.probabilities([g for p in prepared for g in p.garments or [p]]))
+        return [self.decide(np.stack([next(rows) for _ in p.garments or [p]]), p) for p in prepared]
 
     def probabilities(self, inputs):
         """Class probabilities [N, classes] of prepared inputs, or of model inputs [N, 1, 28, 28]."""
         pixels = inputs if isinstance(inputs, np.ndarray) else np.stack([p.pixels for p in inputs])[:, None]
         return self.model.run(pixels, self.views)[0]
 
-    def decide(self, probs, prepared):
-        """The Prediction that probabilities [classes] make for a prepared input."""
-        order = np.argsort(probs)[::-1][:self.top_k]
-        top = [{"label": self.labels[i], "class_id": int(i), "confidence": round(float(probs[i]), 4)} for i in order]
-        best = int(order[0])
-        confident = prepared.found and probs[best] >= self.min_confidence
-        return Prediction(label=self.labels[best] if confident else UNKNOWN, class_id=best if confident else None,
-                          confidence=round(float(probs[best]), 4), top_k=top,
-                          box=[int(v) for v in prepared.box] if prepared.found else None)
+    def decide(self, rows, prepared):
+        """The Prediction that class probabilities make for a prepared input: rows [garments, classes],
+        one row for each of prepared.garments, or one row for a garment alone."""
+        answers = [self.name(row, g) for row, g in zip(rows, prepared.garments or [prepared])]
+        listed = [{k: a[k] for k in ("label", "class_id", "confidence", "box")} for a in answers if a["box"]]
+        return Prediction(**answers[0], garments=listed)
+
+    def name(self, probs, garment):
+        """{"label", "class_id", "confidence", "top_k", "box"} for one garment's probabilities [classes].
+
+        On a person the garment's region limits its classes (an upper-body garment is no trouser)
+        and the confidence is the share of the allowed classes' probability; an out-of-class
+        region (a skirt, shorts) is unknown whatever the classifier thinks.
+        """
+        allowed = list(CLASSES[garment.region.name] if garment.region else range(len(probs)))
+        share = probs
+        if allowed and len(allowed) < len(probs):
+            share = np.zeros_like(probs)
+            share[allowed] = probs[allowed] / max(float(probs[allowed].sum()), 1e-9)
+        order = [int(i) for i in np.argsort(share)[::-1][:self.top_k] if i in allowed or not allowed]
+        top = [{"label": self.labels[i], "class_id": i, "confidence": round(float(share[i]), 4)} for i in order]
+        best = order[0]
+        confident = garment.found and bool(allowed) and share[best] >= self.min_confidence
+        return {"label": self.labels[best] if confident else UNKNOWN, "class_id": best if confident else None,
+                "confidence": round(float(share[best]), 4), "top_k": top,
+                "box": [int(v) for v in garment.box] if garment.found else None}

@@ -167,13 +167,16 @@ def classify(inputs, top_k, model, threads, batch_size, min_confidence, as_json,
 
 
 def human_answer(result):
-    """'Shirt         0.95   (Trouser 0.01, Bag 0.01)'; an unknown names the class it came closest to."""
-    from fashion_edge.report import short_answer
+    """'Shirt         0.95   (Trouser 0.01, Bag 0.01)'; an unknown names the class it came closest to;
+    a person's other garments follow: '; also Trouser 1.00, Sneaker 0.71'."""
+    from fashion_edge.report import garment_answer, short_answer
     others = ", ".join(f"{t['label']} {t['confidence']:.2f}" for t in result.top_k[1:])
     others = f"   ({others})" if others else ""
+    worn = ", ".join(garment_answer(g) for g in result.garments[1:])
+    worn = f"; also {worn}" if worn else ""
     if result.class_id is not None:
-        return f"{result.label:12}  {result.confidence:.2f}{others}"
-    return short_answer(result) + (others if result.box else "")
+        return f"{result.label:12}  {result.confidence:.2f}{others}{worn}"
+    return short_answer(result) + (others if result.box else "") + worn
 
 
 def save_annotated(path, result, folder, index):
@@ -230,6 +233,10 @@ def download(folder, base_url):
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), help="Fashion-MNIST files  [default: searched]")
 @click.option("--photos", type=click.Path(exists=True, file_okay=False),
               help="a folder-per-class photo set instead of the Fashion-MNIST test set")
+@click.option("--people", type=click.Path(exists=True, file_okay=False),
+              help="photos of people instead: DIR/photos/ and DIR/labels.json, {\"NAME.jpg\": {\"main\": G, "
+                   "\"garments\": [G, ...]}} with each garment G {\"class_ids\": [...], \"box\": [x, y, w, h], "
+                   "\"area\": share of the photo}; scores the largest garment and every garment found")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False),
               help="a JSON object {\"folder\": [class ids or names], ...} ([] where no class fits), or a markdown "
                    "table: folder(s) | ... | acceptable ids such as '2 Pullover, 6 Shirt', or 'none'  "
@@ -240,16 +247,22 @@ def download(folder, base_url):
 @click.option("--limit", type=click.IntRange(1), help="only the first N test images: a quick check on a slow or emulated CPU")
 @views_option(10, "as for classify")
 @click.option("--json", "as_json", is_flag=True, help="print the results as one JSON object")
-def evaluate(model, data_dir, photos, mapping, min_confidence, plot, limit, views, as_json):
-    """Measure accuracy: on the Fashion-MNIST test set, or on labelled photos with --photos."""
+def evaluate(model, data_dir, photos, people, mapping, min_confidence, plot, limit, views, as_json):
+    """Measure accuracy: on the Fashion-MNIST test set, on labelled photos with --photos, or on
+    photos of people with --people."""
     from fashion_edge import evaluate as ev
     from fashion_edge.dataset import DataError
     from fashion_edge.photos import PhotoSetError
-    if plot and photos:
-        raise click.UsageError("--plot draws the 10-class confusion matrix of the Fashion-MNIST test set; drop --photos")
+    if plot and (photos or people):
+        raise click.UsageError("--plot draws the 10-class confusion matrix of the Fashion-MNIST test set; "
+                               "drop --photos and --people")
+    if photos and people:
+        raise click.UsageError("--photos and --people measure different sets; give one of them")
     clf = load_classifier(model, min_confidence=min_confidence, views=views)
     try:
-        if photos:
+        if people:
+            result, rows = ev.on_people(clf, people, progress=Progress("evaluating photos of people"))
+        elif photos:
             result, rows = ev.on_photos(clf, photos, mapping, progress=Progress("evaluating photos"))
             truth = preds = None
         else:
@@ -262,7 +275,12 @@ def evaluate(model, data_dir, photos, mapping, min_confidence, plot, limit, view
     if as_json:
         emit(result)
         return
-    if photos:
+    if people:
+        click.echo(f"{result['n']} photos of people in {people} ({result['errors']} unreadable)")
+        for key in ("largest_coarse_accuracy", "garments_found", "reported_matching", "garments_per_photo"):
+            if result[key] is not None:
+                click.echo(f"{key.replace('_', ' '):34} {result[key]:.4f}")
+    elif photos:
         click.echo(f"{result['n']} photos in {photos} ({result['errors']} unreadable)")
         for name, r in result["per_folder"].items():
             value = "-" if r["value"] is None else f"{r['value']:.3f}"
@@ -333,10 +351,13 @@ def webcam(source, width, height, model, threads, min_confidence, smooth, views,
 @click.option("--photo", type=click.Path(exists=True, dir_okay=False),
               help="photo for the preprocessing (scaled to 640x480) and cold-start runs  "
                    "[default: a generated 640x480 scene]")
+@click.option("--person", type=click.Path(exists=True, dir_okay=False),
+              help="a photo of a person: adds the person path's cost per stage and the webcam pipeline on a "
+                   "640x480 clip of it")
 @click.option("--threads", type=click.IntRange(1, 64), help="inference threads  [default: onnxruntime's choice]")
 @click.option("--runs", type=click.IntRange(50), default=500, show_default=True, help="timed single-image runs per model")
 @click.option("--json", "as_json", is_flag=True, help="print the figures as one JSON object")
-def bench(model, compare, checkpoint, photo, threads, runs, as_json):
+def bench(model, compare, checkpoint, photo, person, threads, runs, as_json):
     """Time inference, preprocessing, the webcam pipeline and cold starts.
 
     Every figure is printed beside a baseline measured in the same run, so the ratios hold
@@ -345,7 +366,7 @@ def bench(model, compare, checkpoint, photo, threads, runs, as_json):
     from fashion_edge.bench import BenchError, run_all
     from fashion_edge.images import ImageError
     try:
-        results = run_all(model, compare, checkpoint, threads, runs, photo)
+        results = run_all(model, compare, checkpoint, threads, runs, photo, person)
     except (ImageError, BenchError) as e:  # --photo that is not a usable image, a timed command that failed
         fail(str(e))
     if as_json:
@@ -367,9 +388,16 @@ def bench(model, compare, checkpoint, photo, threads, runs, as_json):
     click.echo(f"preparing many photos on {many['threads']} threads: {many['photos_per_s']:.0f} photos/s; "
                f"one thread {many['one_thread_photos_per_s']:.0f} photos/s; "
                f"x{many['photos_per_s'] / many['one_thread_photos_per_s']:.2f}")
-    pipe = results["webcam_pipeline"]
-    click.echo(f"webcam pipeline on a 640x480 video: {pipe['fps']:.0f} frames/s; per frame "
-               + ", ".join(f"{k} {v:.2f} ms" for k, v in pipe["stage_ms"].items()))
+    for key, what in (("webcam_pipeline", "a garment"), ("webcam_pipeline_person", "a person")):
+        if key in results:
+            pipe = results[key]
+            click.echo(f"webcam pipeline on a 640x480 video of {what}: {pipe['fps']:.0f} frames/s; per frame "
+                       + ", ".join(f"{k} {v:.2f} ms" for k, v in pipe["stage_ms"].items()))
+    if "person_path" in results:
+        person = results["person_path"]
+        click.echo(f"a photo of a person, one core: {person['garments']} garments, {person['total_ms']:.1f} ms "
+                   f"({', '.join(f'{k} {v:.2f}' for k, v in person['stage_ms'].items())}); "
+                   f"as one garment alone {person['garment_alone_ms']:.1f} ms")
     cold = results["cold_start"]
     line = f"cold start of 'fashion-edge classify PHOTO': {cold['fashion_edge_s']:.3f} s"
     if "ratio" in cold:

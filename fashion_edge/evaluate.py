@@ -1,4 +1,6 @@
-"""Accuracy of a Classifier on the Fashion-MNIST test set or on a folder-per-class photo set."""
+"""Accuracy of a Classifier on the Fashion-MNIST test set, a folder-per-class photo set, or photos of people."""
+from pathlib import Path
+
 import numpy as np
 
 from fashion_edge import dataset, photos
@@ -58,3 +60,52 @@ def on_photos(clf, folder, mapping_file=None, batch_size=64, progress=None):
             "unknown_rate_out_of_distribution": float(np.mean([r["unknown"] for r in outside])) if outside else None,
             "unknown_rate_in_distribution": float(np.mean([r["unknown"] for r in inside])) if inside else None,
             "per_folder": per_folder}, rows
+
+
+def on_people(clf, folder, min_area=0.02, progress=None):
+    """On photos of people, each listing its garments ({folder}/labels.json beside {folder}/photos/,
+    as street-photos has): how often the largest garment's coarse class is right, the share of
+    garments over min_area of the photo that are found (a reported box with IoU >= 0.3 and the
+    coarse class right), and the share of reported garments that match a labelled one."""
+    labels = photos.read_people_labels(folder)
+    paths = [Path(folder) / "photos" / name for name in labels]
+    rows = []
+    for path, result in clf.predict_paths(paths):
+        if progress:
+            progress(len(rows) + 1, len(paths))
+        truth = labels[path.name]
+        if isinstance(result, ImageError):
+            rows.append({"path": str(path), "error": str(result)})
+            continue
+        reported = result.garments
+        big = [g for g in truth["garments"] if g["area"] > min_area]
+        rows.append({"path": str(path), "label": result.label, "largest_right": right(result.class_id, truth["main"]),
+                     "found": sum(any(matches(r, g) for r in reported) for g in big), "garments": len(big),
+                     "matching": sum(any(matches(r, g) for g in truth["garments"]) for r in reported),
+                     "reported": len(reported)})
+    ok = [r for r in rows if "error" not in r]
+    total = lambda key: sum(r[key] for r in ok)
+    return {"set": str(folder), "n": len(rows), "errors": len(rows) - len(ok),
+            "largest_coarse_accuracy": float(np.mean([r["largest_right"] for r in ok])) if ok else None,
+            "garments_found": total("found") / max(total("garments"), 1),
+            "reported_matching": total("matching") / max(total("reported"), 1),
+            "garments_per_photo": total("reported") / max(len(ok), 1)}, rows
+
+
+def right(class_id, garment):
+    """Whether an answer is right for a labelled garment at the coarse level; unknown for one of no class."""
+    if not garment["class_ids"]:
+        return class_id is None
+    return class_id is not None and photos.coarse_group(class_id) in {photos.coarse_group(i) for i in garment["class_ids"]}
+
+
+def matches(reported, garment):
+    return iou(reported["box"], garment["box"]) >= 0.3 and right(reported["class_id"], garment)
+
+
+def iou(a, b):
+    """Intersection over union of two [x, y, w, h] boxes."""
+    w = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)

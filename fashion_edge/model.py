@@ -37,22 +37,26 @@ class ModelError(Exception):
     """The model file is missing or not one this runtime can use."""
 
 
+def open_session(path, threads, maker):
+    """An onnxruntime session on the CPU for a model file that `maker` (an export module) writes."""
+    import onnxruntime as ort  # imported here: the CLI's start-up stays fast for --help and errors
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own types for a missing or broken file
+        reason = str(e).strip().splitlines()[-1][:200]
+        raise ModelError(f"{path}: cannot load the model ({reason}); pass a .onnx file made by {maker}") from None
+
+
 class Model:
     def __init__(self, path=None, threads=None):
-        import onnxruntime as ort  # imported here: the CLI's start-up stays fast for --help and errors
-
         self.path = Path(path or DEFAULT_MODEL)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own types for a missing or broken file
-            reason = str(e).strip().splitlines()[-1][:200]
-            raise ModelError(f"{self.path}: cannot load the model ({reason}); "
-                             "pass a .onnx file made by export.to_onnx") from None
+        self.session = open_session(self.path, threads, "export.to_onnx")
         self.metadata = self.session.get_modelmeta().custom_metadata_map
         try:
             self.labels = json.loads(self.metadata["labels"])

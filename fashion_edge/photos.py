@@ -88,3 +88,21 @@ def list_photos(folder, mapping):
 
 def coarse_group(class_id):
     return next((g for g, ids in COARSE.items() if class_id in ids), None)
+
+
+def read_people_labels(folder):
+    """{photo name: {"main": garment, "garments": [garment, ...]}} from FOLDER/labels.json, each garment
+    {"class_ids": [...], "box": [x, y, w, h], "area": share of the photo}, as street-photos has."""
+    path = Path(folder) / "labels.json"
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise PhotoSetError(f"{path}: cannot read the garment labels ({e.strerror}); photos of people need "
+                            "FOLDER/labels.json and FOLDER/photos/ (see 'fashion-edge eval --help')") from None
+    except json.JSONDecodeError as e:
+        raise PhotoSetError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); see 'fashion-edge eval --help'") from None
+    if not isinstance(labels, dict) or not all(isinstance(v, dict) and "garments" in v and "main" in v
+                                               for v in labels.values()):
+        raise PhotoSetError(f"{path}: expected {{\"NAME.jpg\": {{\"main\": GARMENT, \"garments\": [GARMENT, ...]}}, ...}} "
+                            "with each GARMENT {\"class_ids\": [...], \"box\": [x, y, w, h], \"area\": share}")
+    return labels

@@ -6,7 +6,7 @@ stretched. A phone photo shows a garment on a bed, floor or hanger, so we first 
 garment by how it differs from the background seen along the photo's border, then make the
 crop look like the dataset.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -43,6 +43,8 @@ class Prepared:
     found: bool          # False when no garment could be told from the background
     mask: np.ndarray     # uint8 mask at segmentation size (255 = garment), for --debug-dir
     crop: np.ndarray     # the cropped garment before scaling to 28x28, for --debug-dir
+    region: object = None  # garments.Region where a person wears this garment
+    garments: list = field(default_factory=list)  # on a person's largest garment: every garment, largest first
 
 
 def looks_like_fashion_mnist(image):

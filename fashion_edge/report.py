@@ -77,17 +77,31 @@ def short_answer(prediction):
     return f"unknown (closest: {best['label']} {best['confidence']:.2f})"
 
 
+def garment_answer(garment):
+    """'Trouser 0.97' or 'unknown 0.40' for one of Prediction.garments."""
+    return f"{garment['label']} {garment['confidence']:.2f}"
+
+
 def annotate(image, prediction):
-    """A copy of the image with the garment's box and the answer drawn on, sized to the image."""
+    """A copy of the image with each garment's box and answer drawn on, sized to the image."""
     canvas = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     scale = max(canvas.shape[:2]) / 800  # a phone photo of 4000 pixels gets lines it is seen with
     thickness, font_scale = max(1, round(2 * scale)), max(0.45, 0.7 * scale)
-    colour = ANNOTATION_KNOWN if prediction.class_id is not None else ANNOTATION_UNKNOWN
+    if len(prediction.garments) > 1:  # a person's garments, each named on its box
+        marks = [(g["box"], garment_answer(g), g["class_id"] is not None) for g in reversed(prediction.garments)]
+    else:
+        marks = [(prediction.box, short_answer(prediction), prediction.class_id is not None)]
+    for box, text, known in marks:
+        mark(canvas, box, text, ANNOTATION_KNOWN if known else ANNOTATION_UNKNOWN, thickness, font_scale)
+    return canvas
+
+
+def mark(canvas, box, text, colour, thickness, font_scale):
+    """Draw a box (or none) and its text on a filled label above it, or inside where there is no room."""
     x, y = 0, 0
-    if prediction.box:
-        x, y, w, h = prediction.box
+    if box:
+        x, y, w, h = box
         cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, thickness)
-    text = short_answer(prediction)
     font = cv2.FONT_HERSHEY_SIMPLEX
     width = cv2.getTextSize(text, font, font_scale, thickness)[0][0] + 2 * thickness
     if width > canvas.shape[1]:  # the whole answer stays in view on a narrow photo
@@ -98,4 +112,3 @@ def annotate(image, prediction):
     top = y - th - base - 2 * thickness if y >= th + base + 2 * thickness else y  # above the box where it fits
     cv2.rectangle(canvas, (x, top), (x + tw + 2 * thickness, top + th + base + 2 * thickness), colour, -1)
     cv2.putText(canvas, text, (x + thickness, top + th + thickness), font, font_scale, (0, 0, 0), thickness, cv2.LINE_AA)
-    return canvas

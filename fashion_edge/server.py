@@ -26,8 +26,9 @@ async function poll() {
   try {
     const r = await (await fetch('/api/latest', {cache: 'no-store'})).json();
     if (r.frame !== undefined) {
-      document.getElementById('label').textContent =
-        r.label === null ? 'nothing in view' : r.label + ' ' + (100 * r.confidence).toFixed(0) + '%';
+      const named = (g) => g.label + ' ' + (100 * g.confidence).toFixed(0) + '%';
+      document.getElementById('label').textContent = r.label === null ? 'nothing in view'
+        : r.garments.length > 1 ? r.garments.map(named).join(' \u00b7 ') : named(r);
       document.getElementById('detail').textContent = 'frame ' + r.frame + ' \\u00b7 ' + r.fps.toFixed(1) + ' fps';
     }
   } catch (e) {}

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fashion_edge import camera, files, preprocess as photo
+from fashion_edge import camera, files
 from fashion_edge.server import Server
 
 NOTHING = "nothing in view"
@@ -25,8 +25,9 @@ WINDOW = "fashion-edge"
 CODECS = {".webm": "VP80", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
-def preprocess(frame):
-    return photo.prepare(frame)
+def preprocess(clf, frame):
+    """The frame's model inputs: a garment alone, or each garment a person wears (Classifier.prepare)."""
+    return clf.prepare(frame)
 
 
 class Ahead:
@@ -36,14 +37,14 @@ class Ahead:
     preparing the next frames while this one is classified and drawn uses every core.
     """
 
-    def __init__(self, src, workers):
-        self.src, self.workers, self.pending = src, workers, collections.deque()
+    def __init__(self, clf, src, workers):
+        self.clf, self.src, self.workers, self.pending = clf, src, workers, collections.deque()
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="preprocess") if workers > 1 else None
         self.busy = 0.0  # seconds spent in preprocess(), on all threads together
 
     def _prepare(self, frame):
         t = time.perf_counter()
-        prepared = preprocess(frame)
+        prepared = preprocess(self.clf, frame)
         self.busy += time.perf_counter() - t
         return prepared
 
@@ -64,14 +65,16 @@ class Ahead:
 
 
 def classify(clf, prepared, recent):
-    """The prediction for this frame, its probabilities averaged over the recent frames so the
-    label does not flicker; None when nothing is in view."""
-    probs = clf.probabilities([prepared])[0] if prepared.found else None
-    recent.append(probs)
-    seen = [p for p in recent if p is not None]
-    if prepared.found and seen:
-        return clf.decide(np.mean(seen, axis=0), prepared)
-    return None
+    """The prediction for this frame, each garment's probabilities averaged with those of the same
+    region in the recent frames so labels do not flicker; None when nothing is in view."""
+    if not prepared.found:
+        recent.append({})
+        return None
+    garments = prepared.garments or [prepared]
+    keys = [g.region.name if g.region else None for g in garments]
+    recent.append(dict(zip(keys, clf.probabilities(garments))))
+    smoothed = [np.mean([r[k] for r in recent if k in r], axis=0) for k in keys]
+    return clf.decide(np.stack(smoothed), prepared)
 
 
 def title(prediction):
@@ -87,10 +90,12 @@ def draw(frame, prediction, fps):
     """The frame with the garment's box, the label, top-3 bars and the frame rate drawn on it."""
     canvas = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    if prediction is not None and prediction.box:
-        x, y, w, h = prediction.box
-        known = prediction.class_id is not None
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 220, 0) if known else (0, 200, 255), 2)
+    for garment in prediction.garments if prediction is not None else []:
+        x, y, w, h = garment["box"]
+        colour = (0, 220, 0) if garment["class_id"] is not None else (0, 200, 255)
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, 2)
+        if len(prediction.garments) > 1:  # one garment's name is the title already
+            cv2.putText(canvas, garment["label"], (x + 4, y + 18), font, 0.55, colour, 2, cv2.LINE_AA)
     cv2.rectangle(canvas, (0, 0), (canvas.shape[1], 34), (0, 0, 0), -1)
     cv2.putText(canvas, title(prediction), (8, 24), font, 0.75, (255, 255, 255), 2, cv2.LINE_AA)
     cv2.putText(canvas, f"{fps:5.1f} fps", (canvas.shape[1] - 110, 24), font, 0.6, (200, 200, 200), 1, cv2.LINE_AA)
@@ -109,7 +114,7 @@ def frame_result(index, seconds, prediction, fps):
             "label": prediction.label if prediction else None, "class_id": prediction.class_id if prediction else None,
             "confidence": prediction.confidence if prediction else 0.0,
             "top_k": prediction.top_k if prediction else [], "box": prediction.box if prediction else None,
-            "fps": round(fps, 2)}
+            "garments": prediction.garments if prediction else [], "fps": round(fps, 2)}
 
 
 # The sinks: each takes every frame's result and, if it draws, the overlaid frame; show()
@@ -282,7 +287,7 @@ def run(clf, source="0", width=None, height=None, display=True, as_json=False, s
     Raises camera.CameraError when the source cannot be opened or fails for good.
     """
     src = camera.open_source(source, width, height, loop_video)
-    frames, stats, sinks, failure = Ahead(src, clf.threads), Stats(), [], None
+    frames, stats, sinks, failure = Ahead(clf, src, clf.threads), Stats(), [], None
     previous = signal.signal(signal.SIGTERM, interrupt)  # SIGTERM ends the run as Ctrl-C does: through finally
     try:
         sinks = open_sinks(source, src, display, as_json, serve, save, out, log)

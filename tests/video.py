@@ -31,3 +31,22 @@ def garment_video(path, images, labels, frames_per_item=10, size=(640, 480), see
             truth.append(int(label))
     video.release()
     return truth
+
+
+def people_video(path, photos, frames_per_item=10, size=(640, 480)):
+    """Write a clip of photos of people, each fitted into the frame on a grey backdrop and
+    drifting a little, as a person before a camera does."""
+    w, h = size
+    video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, size)
+    assert video.isOpened(), f"OpenCV cannot write {path}"
+    for photo in photos:
+        scale = min(w / photo.shape[1], h / photo.shape[0])
+        person = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        ph, pw = person.shape[:2]
+        for f in range(frames_per_item):
+            frame = np.full((h, w, 3), 128, np.uint8)
+            x = (w - pw) // 2 + int(8 * np.sin(f / 3))
+            x = min(max(x, 0), w - pw)
+            frame[(h - ph) // 2:(h - ph) // 2 + ph, x:x + pw] = person
+            video.write(frame)
+    video.release()

@@ -43,7 +43,10 @@ def share(text):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", help="folder with the four Fashion-MNIST IDX files (default: searched)")
-    p.add_argument("--photos", help="folder-per-class real photos to learn from beside Fashion-MNIST")
+    p.add_argument("--photos", action="append", default=[],
+                   help="folder-per-class real photos to learn from beside Fashion-MNIST (repeat for several sets)")
+    p.add_argument("--street", help="photos of people with garment masks and labels.json (street-photos/train), "
+                   "learned garment by garment")
     p.add_argument("--photo-weight", type=share, default=0.25, help="share of each epoch's images that are photos")
     p.add_argument("--photo-views", type=positive, default=5, help="differently framed copies of each training photo")
     p.add_argument("--init", help="start from this checkpoint's weights (fine-tuning), not from scratch; "
@@ -194,11 +197,14 @@ def one_hot(labels):
 def prepare_photos(items, progress=False, augment=None, views=1, seed=0):
     """Model inputs for [(path, ids)]: (uint8 [N, 28, 28], 0/1 masks of acceptable ids [N, 10]).
 
-    With views > 1, each photo also appears views - 1 more times through augment(image, rng),
-    a random change of framing. Photos in which no garment is found are left out: there is
-    nothing to learn from them.
+    Each photo is prepared as the runtime prepares it (garments.prepare, with the packaged
+    garment-region network): where a person wears the garment, the input is the worn garment
+    whose region admits the photo's classes. With views > 1, each photo also appears views - 1
+    more times through augment(image, rng), a random change of framing. Photos in which no
+    such garment is found are left out: there is nothing to learn from them.
     """
-    from fashion_edge import images, preprocess  # OpenCV, only when photos are used
+    from fashion_edge import garments, images  # OpenCV and onnxruntime, only when photos are used
+    finder = garments.RegionFinder()
     rng = np.random.default_rng(seed)
     if progress:
         items = tqdm(items, desc="preparing photos", leave=False)
@@ -209,11 +215,54 @@ def prepare_photos(items, progress=False, augment=None, views=1, seed=0):
         except images.ImageError:
             continue
         for view in range(views):
-            prepared = preprocess.prepare(image if view == 0 else augment(image, rng))
-            if prepared.found:
+            prepared = worn_garment(garments.prepare(image if view == 0 else augment(image, rng), finder), ids)
+            if prepared is not None and prepared.found:
                 inputs.append((prepared.pixels * 255).round().astype(np.uint8))
                 masks.append(np.isin(np.arange(10), ids).astype(np.uint8))
     return np.stack(inputs), np.stack(masks)
+
+
+def worn_garment(prepared, ids):
+    """The garment a photo labelled `ids` is of: the photo's only one, or the largest worn garment
+    whose region admits those classes; None where a person wears none such."""
+    from fashion_edge.garments import CLASSES
+    if not prepared.garments:
+        return prepared
+    fits = [g for g in prepared.garments if set(CLASSES[g.region.name]) & set(ids)]
+    return fits[0] if fits else None
+
+
+def street_garments(folder):
+    """Model inputs for every garment in street photos with masks (street-photos/train): each
+    group's mask pixels rendered as the runtime renders a worn garment, its classes those of the
+    labelled garment that most of those pixels belong to."""
+    import cv2
+    from fashion_edge import garments, preprocess
+    folder = Path(folder)
+    labels = json.loads((folder / "labels.json").read_text())
+    inputs, masks = [], []
+    for name, entry in tqdm(sorted(labels.items()), desc="street photos", leave=False):
+        bgr = cv2.imread(str(folder / "photos" / name))
+        codes = cv2.imread(str(folder / "masks" / name.replace(".jpg", ".png")), cv2.IMREAD_GRAYSCALE)
+        for code in range(1, 6):  # upper, lower, dress, footwear, bag: the in-class groups
+            mask = (codes == code).astype(np.uint8) * 255
+            if mask.mean() < 255 * garments.MIN_GARMENT:
+                continue
+            ids = street_ids(mask, entry["garments"])
+            if ids:
+                box = garments.box_of(mask, bgr.shape[1], bgr.shape[0])
+                inputs.append((preprocess.render(bgr, mask, box).pixels * 255).round().astype(np.uint8))
+                masks.append(np.isin(np.arange(10), ids).astype(np.uint8))
+    return np.stack(inputs), np.stack(masks)
+
+
+def street_ids(mask, labelled):
+    """The class ids of the labelled garment whose box holds most of the mask's pixels."""
+    def inside(g):
+        x, y, w, h = g["box"]
+        return np.count_nonzero(mask[y:y + h, x:x + w])
+    best = max(labelled, key=inside, default=None)
+    return best["class_ids"] if best is not None and inside(best) else []
 
 
 def load_photos(folder, seed, views, val_share=0.1):
@@ -328,18 +377,23 @@ def load_data(args):
     order = np.random.default_rng(args.seed).permutation(len(images))
     val_x, val_y = images[order[:n_val]], one_hot(labels[order[:n_val]])
     train_x, train_y = to_pixels(images[order[n_val:]]), one_hot(labels[order[n_val:]])
-    if not args.photos:
+    if not args.photos and not args.street:
         return train_x, train_y, val_x, val_y, None, test_images, test_labels
     from fashion_edge.photos import PhotoSetError  # needs OpenCV, only when photos are used
     try:
-        photo_train, photo_val = load_photos(args.photos, args.seed, args.photo_views)
+        sets = [load_photos(folder, args.seed, args.photo_views) for folder in args.photos]
     except PhotoSetError as e:
         sys.exit(f"error: {e}")
+    if args.street:
+        sets.append((street_garments(args.street), None))
+    photo_train = tuple(np.concatenate([train[i] for train, _ in sets]) for i in (0, 1))
+    photo_val = tuple(np.concatenate([val[i] for _, val in sets if val is not None]) for i in (0, 1)) \
+        if args.photos else None
     reps = torch.as_tensor(photo_repeats(photo_train[1], args.photo_weight, len(train_x)))
     train_x = torch.cat([train_x, to_pixels(photo_train[0]).repeat_interleave(reps, 0)])
     train_y = torch.cat([train_y, torch.as_tensor(photo_train[1]).repeat_interleave(reps, 0)])
     print(f"photos: {len(photo_train[0])} training inputs, repeated {reps.min()}-{reps.max()} times; "
-          f"{len(photo_val[0])} validation", file=sys.stderr)
+          f"{len(photo_val[0]) if photo_val else 0} validation", file=sys.stderr)
     return train_x, train_y, val_x, val_y, photo_val, test_images, test_labels
 
 
