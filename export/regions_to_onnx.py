@@ -29,6 +29,16 @@ class WithSoftmax(torch.nn.Module):
         return torch.softmax(self.net(x), 1)
 
 
+def recipe(args):
+    """The train.regions command line that made a checkpoint: a flag per list item, unset flags left out."""
+    flags = []
+    for key, value in args.items():
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None:
+                flags.append(f"--{key.replace('_', '-')} {v}")
+    return "python -m train.regions " + " ".join(flags)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="last.pt written by train.regions")
@@ -47,8 +57,9 @@ def main(argv=None):
         graph = onnx.load(tmp)
         meta = {"regions": json.dumps(ckpt["regions"]), "input": json.dumps(INPUT),
                 "val_iou": json.dumps(metrics[-1].get("val_iou")), "epochs": str(metrics[-1]["epoch"]),
-                "recipe": "python -m train.regions " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in ckpt["args"].items()),
-                "trained_on": "street-photos/train (Clothing Co-Parsing, Apache-2.0 as declared by its uploader)"}
+                "recipe": recipe(ckpt["args"]),
+                "trained_on": "street-photos/train (Clothing Co-Parsing, Apache-2.0 as declared by its uploader); "
+                              "garments alone from clothing-photos-train (CC0) and product-photos-train (MIT as declared)"}
         for key, value in meta.items():
             graph.metadata_props.add(key=key, value=value)
         onnx.save(graph, tmp)

@@ -43,15 +43,15 @@ def scene(width=640, height=480, seed=0):
     return img
 
 
-def fitted(photo, size=(640, 480)):
-    """The photo scaled to fit a 640x480 frame, on grey, as a person stands before a camera."""
+def framed(photo, size=(640, 480), drift=0.0):
+    """A photo of a person framed as a webcam frames someone standing before it: as wide as the
+    frame, from a little above the head down to the hips or knees; drift (-1 to 1) moves the view
+    up or down by 8 pixels, as a person sways."""
     w, h = size
-    scale = min(w / photo.shape[1], h / photo.shape[0])
-    small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    frame = np.full((h, w, 3), 128, np.uint8)
-    y, x = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
-    frame[y:y + small.shape[0], x:x + small.shape[1]] = small if small.ndim == 3 else small[..., None]
-    return frame
+    person = cv2.resize(photo, None, fx=w / photo.shape[1], fy=w / photo.shape[1], interpolation=cv2.INTER_AREA)
+    person = cv2.copyMakeBorder(person, 0, max(0, h - person.shape[0]), 0, 0, cv2.BORDER_REPLICATE)
+    top = min(max(int(0.1 * person.shape[0] + 8 * drift), 0), person.shape[0] - h)
+    return np.ascontiguousarray(person[top:top + h])
 
 
 def inference(models, runs, batch=64):
@@ -162,7 +162,7 @@ def run_all(model_path=None, compare=None, checkpoint=None, threads=None, runs=5
     from fashion_edge.classifier import Classifier
     # Read first, so that an unusable photo fails before any timing is done.
     image = scene() if photo is None else cv2.resize(images.load(photo), (640, 480), interpolation=cv2.INTER_AREA)
-    people = person and fitted(images.load(person))
+    people = person and framed(images.load(person))
     clf = Classifier(model_path, threads=threads, views=1)
     other = Model(compare or FP32_MODEL, threads)
     print("timing inference ...", file=log)

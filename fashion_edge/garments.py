@@ -30,7 +30,6 @@ class Region:
     mask: np.ndarray    # uint8 [h, w] at the network's size, 255 = this garment
     box: tuple          # (x, y, w, h) in the photo given to find()
     area: float         # share of the photo
-    certainty: float    # the network's mean probability for this region over its pixels
 
 
 class RegionFinder:
@@ -45,30 +44,31 @@ class RegionFinder:
         self.input_name = self.session.get_inputs()[0].name
 
     def probabilities(self, bgr):
-        """[h, w, regions] probabilities for a BGR photo seen at RUN_SIDE on its long side."""
+        """[regions, h, w] probabilities for a BGR photo seen at RUN_SIDE on its long side."""
         h, w = bgr.shape[:2]
         scale = RUN_SIDE / max(h, w)
         sw, sh = max(16, round(w * scale)), max(16, round(h * scale))
         small = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
         small = cv2.copyMakeBorder(small, 0, -sh % 16, 0, -sw % 16, cv2.BORDER_REPLICATE)
         x = (small.astype(np.float32) / 255).transpose(2, 0, 1)[None]
-        probs = self.session.run(None, {self.input_name: x})[0][0]
-        return probs[:, :sh, :sw].transpose(1, 2, 0)
+        return self.session.run(None, {self.input_name: x})[0][0, :, :sh, :sw]
 
     def find(self, bgr):
         """The garments of the person in a BGR photo, largest first; [] when no person is in view."""
-        probs = self.probabilities(bgr)
-        codes = probs.argmax(2)
-        if np.mean(codes == self.names.index("person")) < MIN_PERSON:
+        codes = self.probabilities(bgr).argmax(0)
+        share = np.bincount(codes.ravel(), minlength=len(self.names)) / codes.size
+        if share[self.names.index("person")] < MIN_PERSON:
             return []
         h, w = bgr.shape[:2]
         regions = []
         for name in CLASSES:
             code = self.names.index(name)
+            if share[code] < MIN_GARMENT:  # specks removed can only make it smaller
+                continue
             mask = without_specks((codes == code).astype(np.uint8) * 255)
             area = np.count_nonzero(mask) / mask.size
             if area >= MIN_GARMENT:
-                regions.append(Region(name, mask, box_of(mask, w, h), area, float(probs[..., code][mask > 0].mean())))
+                regions.append(Region(name, mask, box_of(mask, w, h), area))
         return sorted(regions, key=lambda r: -r.area)
 
 

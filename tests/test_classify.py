@@ -37,7 +37,7 @@ def test_json_lines_follow_the_documented_shape(tmp_path):
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(lines) == 2
     ok, missing = lines
-    assert set(ok) == {"path", "label", "class_id", "confidence", "top_k", "box"}
+    assert set(ok) == {"path", "label", "class_id", "confidence", "top_k", "box", "garments"}
     assert ok["label"] == "Shirt" and ok["class_id"] == 6 and len(ok["top_k"]) == 4
     assert ok["top_k"][0] == {"label": "Shirt", "class_id": 6, "confidence": ok["confidence"]}
     assert [t["confidence"] for t in ok["top_k"]] == sorted((t["confidence"] for t in ok["top_k"]), reverse=True)

@@ -44,7 +44,7 @@ def test_every_frame_of_a_file_is_classified_in_order(clip):
     assert proc.returncode == 0, err
     frames = [json.loads(line) for line in out.splitlines()]
     assert [f["frame"] for f in frames] == list(range(len(truth))), "a file is read frame by frame, none skipped"
-    assert set(frames[0]) == {"frame", "time", "label", "class_id", "confidence", "top_k", "box", "fps"}
+    assert set(frames[0]) == {"frame", "time", "label", "class_id", "confidence", "top_k", "box", "garments", "fps"}
     # The label is smoothed over the last 5 frames, so it needs a few frames to follow a
     # garment that replaces another at once; count the frames after that.
     # The shipped model gets 88% of them right; a broken pipeline gets chance, 10%.

@@ -1,6 +1,8 @@
-"""A real video file for the webcam tests: Fashion-MNIST garments held in front of a light wall."""
+"""Real video files for the webcam tests: Fashion-MNIST garments held in front of a light wall, and people before a camera."""
 import cv2
 import numpy as np
+
+from fashion_edge.bench import framed
 
 
 def garment_video(path, images, labels, frames_per_item=10, size=(640, 480), seed=0):
@@ -34,19 +36,11 @@ def garment_video(path, images, labels, frames_per_item=10, size=(640, 480), see
 
 
 def people_video(path, photos, frames_per_item=10, size=(640, 480)):
-    """Write a clip of photos of people, each fitted into the frame on a grey backdrop and
-    drifting a little, as a person before a camera does."""
-    w, h = size
+    """Write a clip of photos of people, each framed as a webcam frames someone before it
+    (bench.framed) and swaying a little."""
     video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, size)
     assert video.isOpened(), f"OpenCV cannot write {path}"
     for photo in photos:
-        scale = min(w / photo.shape[1], h / photo.shape[0])
-        person = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        ph, pw = person.shape[:2]
         for f in range(frames_per_item):
-            frame = np.full((h, w, 3), 128, np.uint8)
-            x = (w - pw) // 2 + int(8 * np.sin(f / 3))
-            x = min(max(x, 0), w - pw)
-            frame[(h - ph) // 2:(h - ph) // 2 + ph, x:x + pw] = person
-            video.write(frame)
+            video.write(framed(photo, size, np.sin(f / 3)))
     video.release()

@@ -51,6 +51,9 @@ def parse_args(argv=None):
     p.add_argument("--photo-views", type=positive, default=5, help="differently framed copies of each training photo")
     p.add_argument("--init", help="start from this checkpoint's weights (fine-tuning), not from scratch; "
                    "the network takes its width")
+    p.add_argument("--freeze-bn", action="store_true",
+                   help="keep batch-norm statistics as --init has them: a fine-tune of a model read back by "
+                        "export.from_onnx (folded, identity batch norms) then starts from that model's function")
     p.add_argument("--epochs", type=positive, default=40)
     p.add_argument("--batch-size", type=positive, default=128)
     p.add_argument("--lr", type=float, default=0.1, help="peak learning rate of the one-cycle schedule")
@@ -155,6 +158,10 @@ def ema_update(decay):
 
 def train_one_epoch(model, ema, batches, optimizer, scheduler, device, gen, args, desc):
     model.train()
+    if args.freeze_bn:
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eval()
     total_loss, correct, seen = 0.0, 0, 0
     bar = tqdm(batches, desc=desc, leave=False, dynamic_ncols=True)
     for x, y in bar:
