@@ -318,8 +318,11 @@ def evaluate(model, data_dir, photos, people, mapping, min_confidence, plot, lim
 @click.option("--loop", is_flag=True, help="replay a video file from the start when it ends")
 @click.option("--max-frames", type=click.IntRange(1), help="stop after this many frames")
 @click.option("--verbose", is_flag=True, help="print the time per stage (capture, preprocess, inference, overlay)")
+@click.option("--index", "catalog_path", type=click.Path(dir_okay=False),
+              help="a catalogue from 'fashion-edge index': its 3 nearest items are shown beside the view and "
+                   "listed as \"similar\" with --json")
 def webcam(source, width, height, model, threads, min_confidence, smooth, views, no_display, as_json, serve, save,
-           loop, max_frames, verbose):
+           loop, max_frames, verbose, catalog_path):
     """Classify live frames from a camera, a video file or a stream.
 
     With a display a window shows the video (q or Esc quits); without one it runs headless.
@@ -334,9 +337,10 @@ def webcam(source, width, height, model, threads, min_confidence, smooth, views,
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--serve") from None
     clf = load_classifier(model, threads, min_confidence, views=views)
+    lookalikes = webcam_lookalikes(catalog_path, clf) if catalog_path else None
     try:
         live.run(clf, source, width, height, display=not no_display, as_json=as_json, serve=address, save=save,
-                 loop_video=loop, max_frames=max_frames, smooth=smooth, verbose=verbose)
+                 loop_video=loop, max_frames=max_frames, smooth=smooth, verbose=verbose, lookalikes=lookalikes)
     except (CameraError, ServerError) as e:
         fail(str(e))
 
@@ -542,3 +546,9 @@ def similar(queries, catalog_path, top_k, same_label, views, model, as_json):
         else:
             click.echo(f"{query}" + "".join(f"\n  {h.similarity:.2f}  {h.path}  {h.label}" for h in found))
     sys.exit(1 if failed else 0)
+
+
+def webcam_lookalikes(catalog_path, clf):
+    """webcam --index: the catalogue's look-alikes of each frame (lookalikes.py)."""
+    from fashion_edge.lookalikes import Lookalikes
+    return Lookalikes(open_catalog(catalog_path, clf), clf)
