@@ -77,15 +77,17 @@ def photo_precision(clf, train_dir, dev_dir):
     def same(a, b):
         return a == b or bool(set(mapping.get(a, [])) & set(mapping.get(b, [])))
 
-    def precision(found):
-        hits = [[same(q, index["folder"][i]) for i in row] for q, row in zip(queries["folder"], found)]
+    def precision(found, match=same):
+        hits = [[match(q, index["folder"][i]) for i in row] for q, row in zip(queries["folder"], found)]
         per = {}
         for q, h in zip(queries["folder"], hits):
             per.setdefault(q, []).append(np.mean(h))
         return float(np.mean(hits)), {f: round(float(np.mean(v)), 4) for f, v in sorted(per.items())}
 
     vectors = np.stack(index["embedding"]).astype(np.float16).astype(np.float32)
-    emb, per_folder = precision(nearest(vectors, np.stack(queries["embedding"])))
+    found = nearest(vectors, np.stack(queries["embedding"]))
+    emb, per_folder = precision(found)
+    strict, _ = precision(found, str.__eq__)  # the query's own folder only
     raw, _ = precision(nearest(unit(np.stack(index["raw"])), unit(np.stack(queries["raw"]))))
     labels = np.array(index["label"])
     same_label = []
@@ -93,6 +95,7 @@ def photo_precision(clf, train_dir, dev_dir):
         rows = np.flatnonzero(labels == label)
         same_label.append(rows[nearest(vectors[rows], q[None], min(K, len(rows)))[0]])
     return {"n_index": len(vectors), "n_queries": len(queries["path"]), "embedding": emb, "raw_pixels": raw,
+            "embedding_own_folder_only": strict,
             "embedding_same_label": precision(same_label)[0], "per_folder": per_folder}
 
 
@@ -102,13 +105,15 @@ def main():
     parser.add_argument("--photos-dev", help="folder-per-class photos to query with")
     parser.add_argument("--views", type=int, help="views averaged per image  [default: 1 for Fashion-MNIST, 10 for photos]")
     parser.add_argument("--skip-fashion-mnist", action="store_true")
+    parser.add_argument("--garments-alone", action="store_true",
+                        help="treat every photo as one garment alone (Classifier(people=False)): no garment-region network")
     args = parser.parse_args()
     report = {}
     if not args.skip_fashion_mnist:
         report["fashion_mnist"] = {"views": args.views or 1, **fashion_mnist(Classifier(views=args.views or 1))}
     if args.photos_train and args.photos_dev:
-        clf = Classifier(views=args.views or 10)
-        report["photos"] = {"views": clf.views, **photo_precision(clf, Path(args.photos_train), Path(args.photos_dev))}
+        clf = Classifier(views=args.views or 10, people=not args.garments_alone)
+        report["photos"] = {"views": clf.views, "garment_regions": clf.regions is not None, **photo_precision(clf, Path(args.photos_train), Path(args.photos_dev))}
     print(json.dumps(report, indent=1))
 
 

@@ -5,7 +5,7 @@
 The catalogue is synthetic but shaped like a real one: unit float16 vectors drawn around
 centres that are real embeddings (the Fashion-MNIST test images through the shipped model),
 so that they cluster as garments do. Engines: numpy's exact scan, faiss's exact flat float16
-index, and the approximate IVF,SQ8 index that search.py uses from 50,000 items (ann.py).
+index, and the approximate IVF,SQ8 index that search.py uses from 200,000 items (ann.py).
 Recall@10 is the share of the exact top 10 that an engine finds.
 """
 import argparse

@@ -3,7 +3,7 @@
     from fashion_edge import Catalog, Classifier
     clf = Classifier()
     catalog = Catalog.open_or_create("shop.npz", clf)
-    for path, error in catalog.update(clf, ["photos/"]):
+    for path, error in catalog.update(clf, ["a.jpg", "b.jpg"]):  # images.expand() reads folders
         ...
     for query, hits in catalog.similar(clf, ["query.jpg"], k=5):
         print(query, [(h.path, h.similarity) for h in hits])

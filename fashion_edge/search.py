@@ -8,7 +8,7 @@ exact scan no longer meets the latency targets. Figures: benchmarks/search_speed
 """
 import numpy as np
 
-APPROXIMATE_FROM = 50_000
+APPROXIMATE_FROM = 200_000
 
 
 class Exact:
