@@ -523,7 +523,7 @@ def similar(queries, catalog_path, top_k, same_label, views, model, as_json):
     \b
       fashion-edge index shop-photos/ --output shop.npz
       fashion-edge similar customer.jpg --index shop.npz --top-k 3
-      customer.jpg  Shirt
+      customer.jpg
         0.97  shop-photos/shirt-041.jpg  Shirt
         ...
 
