@@ -7,4 +7,7 @@ def __getattr__(name):
     if name in ("Classifier", "Prediction"):
         from fashion_edge import classifier
         return getattr(classifier, name)
+    if name in ("Catalog", "CatalogError", "Hit"):
+        from fashion_edge import catalog
+        return getattr(catalog, name)
     raise AttributeError(f"module 'fashion_edge' has no attribute {name!r}")

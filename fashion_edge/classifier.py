@@ -117,16 +117,36 @@ class Classifier:
 
     def results(self, items, batch_size=64):
         """Yields (item, Prepared or ImageError, Prediction or None) for each item, in order, a batch at a time."""
+        for item, prepared, prediction, _ in self.embedded_results(items, batch_size):
+            yield item, prepared, prediction
+
+    def embedded_results(self, items, batch_size=64):
+        """results() with each item's embedding (see classify_embedded()), None where it failed:
+        yields (item, Prepared or ImageError, Prediction or None, float32 [D] or None)."""
         for i in range(0, len(items), batch_size):
             chunk = items[i:i + batch_size]
             prepared = self.prepare_all(chunk)
             ready = [p for p in prepared if not isinstance(p, images.ImageError)]
-            predictions = iter(self.classify(ready) if ready else [])
+            predictions, embeddings = self.classify_embedded(ready) if ready else ([], [])
+            answers = iter(zip(predictions, embeddings))
             for item, p in zip(chunk, prepared):
-                prediction = None if isinstance(p, images.ImageError) else next(predictions)
+                prediction, embedding = (None, None) if isinstance(p, images.ImageError) else next(answers)
                 if prediction is not None and isinstance(item, (str, Path)):
                     prediction.path = str(item)
-                yield item, p, prediction
+                yield item, p, prediction, embedding
+
+    def classify_embedded(self, prepared):
+        """(classify()'s Predictions, unit-length embeddings [N, D]) in one model run. A photo's
+        embedding is its largest garment's, the one its Prediction's top-level fields describe."""
+        garments = [g for p in prepared for g in p.garments or [p]]
+        probs, embedding = self.model.run(np.stack([g.pixels for g in garments])[:, None], self.views)
+        starts = np.cumsum([0] + [len(p.garments or [p]) for p in prepared])
+        predictions = [self.decide(probs[a:b], p) for a, b, p in zip(starts, starts[1:], prepared)]
+        return predictions, unit(embedding[starts[:-1]])
+
+    def embed(self, prepared):
+        """The unit-length embedding [D] of one prepared input's largest garment (webcam look-alikes)."""
+        return self.classify_embedded([prepared])[1][0]
 
     def classify(self, prepared):
         """Predictions for already prepared inputs (a list of preprocess.Prepared), every garment in one batch."""
@@ -164,3 +184,9 @@ class Classifier:
         return {"label": self.labels[best] if confident else UNKNOWN, "class_id": best if confident else None,
                 "confidence": round(float(share[best]), 4), "top_k": top,
                 "box": [int(v) for v in garment.box] if garment.found else None}
+
+
+def unit(vectors):
+    """Rows scaled to length 1, so that a dot product is the cosine similarity."""
+    vectors = np.asarray(vectors, np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)

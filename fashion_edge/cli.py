@@ -318,8 +318,11 @@ def evaluate(model, data_dir, photos, people, mapping, min_confidence, plot, lim
 @click.option("--loop", is_flag=True, help="replay a video file from the start when it ends")
 @click.option("--max-frames", type=click.IntRange(1), help="stop after this many frames")
 @click.option("--verbose", is_flag=True, help="print the time per stage (capture, preprocess, inference, overlay)")
+@click.option("--index", "catalog_path", type=click.Path(dir_okay=False),
+              help="a catalogue from 'fashion-edge index': its 3 nearest items are shown beside the view and "
+                   "listed as \"similar\" with --json")
 def webcam(source, width, height, model, threads, min_confidence, smooth, views, no_display, as_json, serve, save,
-           loop, max_frames, verbose):
+           loop, max_frames, verbose, catalog_path):
     """Classify live frames from a camera, a video file or a stream.
 
     With a display a window shows the video (q or Esc quits); without one it runs headless.
@@ -334,9 +337,10 @@ def webcam(source, width, height, model, threads, min_confidence, smooth, views,
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--serve") from None
     clf = load_classifier(model, threads, min_confidence, views=views)
+    lookalikes = webcam_lookalikes(catalog_path, clf) if catalog_path else None
     try:
         live.run(clf, source, width, height, display=not no_display, as_json=as_json, serve=address, save=save,
-                 loop_video=loop, max_frames=max_frames, smooth=smooth, verbose=verbose)
+                 loop_video=loop, max_frames=max_frames, smooth=smooth, verbose=verbose, lookalikes=lookalikes)
     except (CameraError, ServerError) as e:
         fail(str(e))
 
@@ -403,3 +407,148 @@ def bench(model, compare, checkpoint, photo, person, threads, runs, as_json):
     if "ratio" in cold:
         line += f"; plain PyTorch script {cold['pytorch_script_s']:.3f} s; ratio {cold['ratio']:.2f}"
     click.echo(line)
+
+
+def open_catalog(path, clf):
+    """The catalogue at path, made by clf's model; one line and exit 1 where it is not."""
+    from fashion_edge.catalog import Catalog, CatalogError
+    try:
+        return Catalog.open(path, clf)
+    except CatalogError as e:
+        fail(str(e))
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), callback=output_file(),
+              help="the catalogue file (.npz); an existing one gets the new and changed photos added")
+@click.option("--save-every", type=click.FloatRange(1), default=30, show_default=True,
+              help="seconds between saves while indexing; Ctrl-C and SIGTERM save too")
+@click.option("--views", type=click.IntRange(1, 10),
+              help="views of each photo whose embeddings are averaged, kept in the catalogue for 'similar'  "
+                   "[default: 10, or an existing catalogue's]")
+@model_option
+@click.option("--threads", type=click.IntRange(1, 64), help="as for classify  [default: one per core]")
+@click.option("--batch-size", type=click.IntRange(1, 256), default=64, show_default=True, help="as for classify")
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="embed on a Ray cluster: 'local' (a Ray instance on this machine), 'auto' (the cluster this "
+                   "machine joined with 'ray start'), or ray://HOST:10001; needs fashion-edge[ray]")
+@click.option("--workers", type=click.IntRange(1), help="with --ray: Classifier workers  [default: one per CPU]")
+@click.option("--json", "as_json", is_flag=True,
+              help="one JSON object per photo embedded: {path, label, box}, or {path, error}")
+def index(inputs, output, save_every, views, model, threads, batch_size, ray_address, workers, as_json):
+    """Embed photos into a catalogue for 'similar' and 'webcam --index'.
+
+    \b
+      fashion-edge index shop-photos/ --output shop.npz
+      fashion-edge similar customer.jpg --index shop.npz
+
+    INPUTS are read as 'classify' reads them (files, folders, globs). Only photos that are new,
+    or whose size or modification time changed, are embedded: run the same command again after
+    adding photos, or after an interrupted run, and it goes on where it was. A photo that cannot
+    be read gets one line on stderr and the rest go on; the exit status is then 1.
+    """
+    from fashion_edge.catalog import Catalog
+    from fashion_edge.images import expand
+    if workers and not ray_address:
+        raise click.UsageError("--workers sets the Ray workers; add --ray ADDRESS")
+    paths = expand(inputs)
+    clf = load_classifier(model, threads, views=views or 10)
+    catalog = open_catalog(output, clf) if Path(output).exists() else Catalog.create(output, clf)
+    if views and views != catalog.views:
+        fail(f"{output}: made with --views {catalog.views}; drop --views or write a new catalogue")
+    clf.views = catalog.views
+    todo, failed = catalog.stale(paths), 0
+    embedder = clf if not ray_address else ray_embedder(ray_address, workers, clf)
+    try:
+        with interruptible():
+            for path, error in catalog.update(embedder, todo, batch_size, save_every, Progress("indexing")):
+                failed += error is not None
+                report_indexed(path, error, catalog, as_json)
+    except KeyboardInterrupt:
+        fail(f"interrupted: {len(catalog)} photos kept in {output}; run the same command again to go on")
+    click.echo(f"{output}: {len(catalog)} photos ({len(todo) - failed} embedded, {len(paths) - len(todo)} "
+               f"unchanged, {failed} failed)", err=True)
+    sys.exit(1 if failed else 0)
+
+
+def report_indexed(path, error, catalog, as_json):
+    if error is None and as_json:
+        item = catalog.items[catalog.rows[str(path)]]
+        emit({"path": item["path"], "label": item["label"], "box": item["box"]})
+    elif error is not None:
+        if as_json:
+            emit({"path": str(path), "error": str(error)})
+        else:
+            click.echo(f"error: {error}", err=True)
+
+
+def ray_embedder(address, workers, clf):
+    from fashion_edge import distributed
+    try:
+        return distributed.RayEmbedder(address, workers, str(clf.model.path), clf.views)
+    except distributed.RayError as e:
+        fail(str(e))
+
+
+class interruptible:
+    """SIGTERM raises KeyboardInterrupt inside the block, as Ctrl-C does, so both save and stop."""
+
+    def __enter__(self):
+        import signal
+        self.previous = signal.signal(signal.SIGTERM, self.interrupt)
+
+    def __exit__(self, *exc):
+        import signal
+        signal.signal(signal.SIGTERM, self.previous)
+
+    @staticmethod
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+
+@main.command()
+@click.argument("queries", nargs=-1, required=True)
+@click.option("--index", "catalog_path", required=True, type=click.Path(dir_okay=False),
+              help="a catalogue made by 'fashion-edge index'")
+@click.option("--top-k", type=click.IntRange(1, 1000), default=5, show_default=True, help="look-alikes per query")
+@click.option("--same-label", is_flag=True, help="only items that have the query's label")
+@click.option("--views", type=click.IntRange(1, 10), help="views of each query  [default: the catalogue's]")
+@model_option
+@click.option("--json", "as_json", is_flag=True,
+              help='one JSON object per query: {"query", "results": [{"path", "similarity", "label", "box"}]}')
+def similar(queries, catalog_path, top_k, same_label, views, model, as_json):
+    """Find the catalogued photos that look most like each query photo.
+
+    \b
+      fashion-edge index shop-photos/ --output shop.npz
+      fashion-edge similar customer.jpg --index shop.npz --top-k 3
+      customer.jpg
+        0.97  shop-photos/shirt-041.jpg  Shirt
+        ...
+
+    QUERIES are read as 'classify' reads them. Similarity is the cosine of the two photos'
+    embeddings: 1 for the same image. The catalogue must have been made with the same --model.
+    """
+    from fashion_edge.images import ImageError, expand
+    paths = expand(queries)
+    clf = load_classifier(model)
+    catalog = open_catalog(catalog_path, clf)
+    clf.views = views or catalog.views
+    failed = 0
+    for query, found in catalog.similar(clf, paths, top_k, same_label):
+        failed += isinstance(found, ImageError)
+        if as_json:
+            emit({"query": str(query), "error": str(found)} if isinstance(found, ImageError)
+                 else {"query": str(query), "results": [hit.to_dict() for hit in found]})
+        elif isinstance(found, ImageError):
+            click.echo(f"error: {found}", err=True)
+        else:
+            click.echo(f"{query}" + "".join(f"\n  {h.similarity:.2f}  {h.path}  {h.label}" for h in found))
+    sys.exit(1 if failed else 0)
+
+
+def webcam_lookalikes(catalog_path, clf):
+    """webcam --index: the catalogue's look-alikes of each frame (lookalikes.py)."""
+    from fashion_edge.lookalikes import Lookalikes
+    return Lookalikes(open_catalog(catalog_path, clf), clf)

@@ -73,13 +73,13 @@ class Model:
     def run(self, pixels, views=1):
         """float32 [N, 1, 28, 28] in [0, 1] -> (probabilities [N, classes], embedding [N, D]).
 
-        The probabilities are averaged over `views` views of each image (see view_batch()); the
-        embedding is the image's own.
+        Both are averaged over `views` views of each image (see view_batch()), so a look-alike
+        search and the label see the same image.
         """
         n = len(pixels)
         batch = view_batch(np.asarray(pixels, np.float32), views)
         probs, embedding = self.session.run(None, {self.input_name: np.ascontiguousarray(batch)})
-        return probs.reshape(views, n, -1).mean(0), embedding[:n]
+        return probs.reshape(views, n, -1).mean(0), embedding.reshape(views, n, -1).mean(0)
 
     def info(self):
         import onnxruntime as ort

@@ -30,6 +30,10 @@ async function poll() {
       document.getElementById('label').textContent = r.label === null ? 'nothing in view'
         : r.garments.length > 1 ? r.garments.map(named).join(' \u00b7 ') : named(r);
       document.getElementById('detail').textContent = 'frame ' + r.frame + ' \\u00b7 ' + r.fps.toFixed(1) + ' fps';
+      if (r.similar && r.similar.length) {
+        document.getElementById('detail').textContent += ' \\u00b7 looks like ' + r.similar.map(
+          (s) => s.path.split(/[\\\\/]/).pop() + ' ' + s.similarity.toFixed(2)).join(', ');
+      }
     }
   } catch (e) {}
   setTimeout(poll, 250);

@@ -260,8 +260,9 @@ def open_sinks(source, src, display, as_json, serve, save, out, log):
     return sinks
 
 
-def loop(clf, frames, sinks, stats, max_frames=None, smooth=5):
-    """The live loop, until the frames end, max_frames, or a sink's viewer quits."""
+def loop(clf, frames, sinks, stats, max_frames=None, smooth=5, lookalikes=None):
+    """The live loop, until the frames end, max_frames, or a sink's viewer quits.
+    lookalikes: a lookalikes.Lookalikes (webcam --index), whose nearest items join each frame."""
     recent = collections.deque(maxlen=smooth)
     draws = any(sink.draws for sink in sinks)
     while max_frames is None or stats.frames < max_frames:
@@ -271,17 +272,20 @@ def loop(clf, frames, sinks, stats, max_frames=None, smooth=5):
         index, frame, prepared = item
         stats.lap("capture + preprocess")
         prediction = classify(clf, prepared, recent)
+        similar = lookalikes.find(prepared) if lookalikes else None
         fps = stats.count(prediction)
         stats.lap("inference")
         result = frame_result(index, time.perf_counter() - stats.started, prediction, fps)
         canvas = draw(frame, prediction, fps) if draws else None
+        if similar is not None:
+            result["similar"], canvas = lookalikes.show(similar, canvas)
         if not all([sink.show(result, canvas) for sink in sinks]):
             break
         stats.lap("overlay and output")
 
 
 def run(clf, source="0", width=None, height=None, display=True, as_json=False, serve=None, save=None,
-        loop_video=False, max_frames=None, smooth=5, verbose=False, out=sys.stdout, log=sys.stderr):
+        loop_video=False, max_frames=None, smooth=5, verbose=False, out=sys.stdout, log=sys.stderr, lookalikes=None):
     """Run the live loop until the source ends, max_frames, q/Esc, Ctrl-C or SIGTERM. Returns a summary dict.
 
     Raises camera.CameraError when the source cannot be opened or fails for good.
@@ -292,7 +296,7 @@ def run(clf, source="0", width=None, height=None, display=True, as_json=False, s
     try:
         sinks = open_sinks(source, src, display, as_json, serve, save, out, log)
         stats.lap("start")
-        loop(clf, frames, sinks, stats, max_frames, smooth)
+        loop(clf, frames, sinks, stats, max_frames, smooth, lookalikes)
     except KeyboardInterrupt:
         pass
     except camera.CameraError as e:

@@ -58,11 +58,11 @@ class FashionCNN(nn.Module):
 
     def predict(self, x, views=MAX_VIEWS):
         """(probabilities [N, 10], embedding [N, 256]) as the runtime computes them from the exported model:
-        the probabilities averaged over `views` views of each image (fashion_edge.model.view_batch)."""
+        both averaged over `views` views of each image (fashion_edge.model.view_batch)."""
         n = len(x)
         embeddings = self.embed(torch.from_numpy(view_batch(x.cpu().numpy(), views)).to(x.device))  # [views*N, 256]
         probabilities = torch.softmax(self.classifier(embeddings), 1)                                  # [views*N, 10]
-        return probabilities.reshape(views, n, -1).mean(0), embeddings[:n]
+        return probabilities.reshape(views, n, -1).mean(0), embeddings.reshape(views, n, -1).mean(0)
 
 
 def from_checkpoint(ckpt):
