@@ -85,8 +85,12 @@ def export_fp32(model, path):
 def as_flags(train_args):
     """A checkpoint's train.py arguments as the flags that give them back (a switch that was on is bare)."""
     # `is` tests: 0 == False, and --erase 0 must not be dropped for the default to creep back in.
-    return " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in train_args.items()
-                    if v is not None and v is not False and k not in ("resume", "data_dir"))
+    flags = []
+    for k, value in train_args.items():
+        for v in value if isinstance(value, list) else [value]:  # a repeatable flag, once per item
+            if v is not None and v is not False and k not in ("resume", "data_dir"):
+                flags.append(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}"))
+    return " ".join(flags)
 
 
 def quantize(fp32_path, int8_path, calibration):
@@ -160,7 +164,8 @@ def recipe(ckpt, args):
     else:
         steps = [f"python -m train.train {as_flags(ckpt.get('args', {}))}"]
     if "averaged_with" in ckpt:  # made by train.average from the run that was fine-tuned and the fine-tuning
-        steps = [f"python -m train.train {as_flags(ckpt['averaged_with'])}", *steps, ckpt["average_command"]]
+        start = ckpt.get("start_recipe") or f"python -m train.train {as_flags(ckpt['averaged_with'])}"
+        steps = [start, *steps, ckpt["average_command"]]
     # --limit goes into the recipe: the accuracy recorded beside it is then of those images only.
     steps.append(f"python -m export.to_onnx --checkpoint CKPT --output OUT{' --quantize' if args.quantize else ''}"
                  f" --min-confidence {args.min_confidence}" + (f" --limit {args.limit}" if args.limit else ""))

@@ -180,6 +180,7 @@ def run_all(model_path=None, compare=None, checkpoint=None, threads=None, runs=5
     results["preparation_throughput"] = preparation_throughput(clf, image)
     print("timing the webcam pipeline ...", file=log)
     results["webcam_pipeline"] = pipeline(clf, scene())
+    results["webcam_pipeline_alone"] = pipeline(Classifier(clf.model, threads=threads, views=1, people=False), scene())
     if people is not None:
         print("timing the person path ...", file=log)
         results["person_path"] = person_path(clf, people, max(runs // 10, 20))

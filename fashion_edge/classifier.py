@@ -150,8 +150,7 @@ class Classifier:
 
     def classify(self, prepared):
         """Predictions for already prepared inputs (a list of preprocess.Prepared), every garment in one batch."""
-        rows = iter(self.probabilities([g for p in prepared for g in p.garments or [p]]))
-        return [self.decide(np.stack([next(rows) for _ in p.garments or [p]]), p) for p in prepared]
+        return self.classify_embedded(prepared)[0]
 
     def probabilities(self, inputs):
         """Class probabilities [N, classes] of prepared inputs, or of model inputs [N, 1, 28, 28]."""

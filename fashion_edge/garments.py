@@ -17,7 +17,8 @@ from fashion_edge.model import ModelError, open_session
 
 REGION_MODEL = Path(__file__).parent / "models" / "garment-regions.onnx"
 RUN_SIDE = 256      # the network sees the photo at this long side: a garment over 1% is then 650+ pixels
-MIN_PERSON = 0.01   # share of the photo that must be skin or hair for a person to be in view
+MIN_PERSON = 0.01   # share of the photo that must be skin or hair for a person to be in view,
+MIN_SKIN = 0.05     # and share of the figure (all that is not background): stray skin-coloured pixels on a garment are no person
 MIN_GARMENT = 0.01  # a garment region smaller than this share of the photo is not listed
 SPECK = 0.2         # parts of a region smaller than this share of its largest part are specks, not garment
 # The classes each region may be. An out-of-class region (a skirt, shorts) is listed as unknown.
@@ -57,7 +58,8 @@ class RegionFinder:
         """The garments of the person in a BGR photo, largest first; [] when no person is in view."""
         codes = self.probabilities(bgr).argmax(0)
         share = np.bincount(codes.ravel(), minlength=len(self.names)) / codes.size
-        if share[self.names.index("person")] < MIN_PERSON:
+        person, figure = share[self.names.index("person")], 1 - share[self.names.index("background")]
+        if person < MIN_PERSON or person < MIN_SKIN * figure:
             return []
         h, w = bgr.shape[:2]
         regions = []

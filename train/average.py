@@ -32,8 +32,11 @@ def main(argv=None):
     # Batch-norm counters are integers and equal in meaning; they are taken from the tuned run.
     model = {k: torch.lerp(v, tuned["model"][k], args.weight) if v.is_floating_point() else tuned["model"][k]
              for k, v in start["model"].items()}
+    # A start read back from a model file by export.from_onnx carries the commands that made it.
+    start_recipe = "; ".join([start["recipe"], start["recover_command"]]) if "recipe" in start else None
     save_atomic(dict(model=model, args=tuned["args"], epoch=tuned["epoch"], averaged_with=start["args"],
-                     average_command=" ".join(["python -m train.average", *argv])), Path(args.output))
+                     start_recipe=start_recipe, average_command=" ".join(["python -m train.average", *argv])),
+                Path(args.output))
     print(f"wrote {args.output}: {1 - args.weight:g} x {args.start} + {args.weight:g} x {args.tuned}", file=sys.stderr)
 
 
