@@ -184,7 +184,7 @@ def test_bench_times_every_stage_of_a_given_photo():
     proc = run_cli("bench", "--runs", 50, "--photo", SHIRT, "--json", check=0)
     figures = json.loads(proc.stdout)
     assert set(figures) == {"cpu", "inference", "preprocess_640x480_ms", "preparation_throughput", "webcam_pipeline",
-                            "cold_start"}
+                            "webcam_pipeline_alone", "cold_start"}
     # The shipped int8 model beside its fp32 twin, each at one view and at ten.
     assert list(figures["inference"]) == ["int8 (fashion-cnn.onnx), 1 view", "int8 (fashion-cnn.onnx), 10 views",
                                           "fp32 (fashion-cnn-fp32.onnx), 1 view", "fp32 (fashion-cnn-fp32.onnx), 10 views"]
