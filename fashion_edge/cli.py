@@ -270,9 +270,9 @@ def evaluate(model, data_dir, photos, people, mapping, min_confidence, plot, lim
     clf = load_classifier(model, min_confidence=min_confidence, views=views, alone=alone)
     try:
         if people:
-            result, rows = ev.on_people(clf, people, progress=Progress("evaluating photos of people"))
+            result, _ = ev.on_people(clf, people, progress=Progress("evaluating photos of people"))
         elif photos:
-            result, rows = ev.on_photos(clf, photos, mapping, progress=Progress("evaluating photos"))
+            result, _ = ev.on_photos(clf, photos, mapping, progress=Progress("evaluating photos"))
             truth = preds = None
         else:
             result, truth, preds = ev.on_test_set(clf, data_dir, limit, progress=Progress("evaluating"))
@@ -284,24 +284,7 @@ def evaluate(model, data_dir, photos, people, mapping, min_confidence, plot, lim
     if as_json:
         emit(result)
         return
-    if people:
-        click.echo(f"{result['n']} photos of people in {people} ({result['errors']} unreadable)")
-        for key in ("largest_coarse_accuracy", "garments_found", "reported_matching", "garments_per_photo"):
-            if result[key] is not None:
-                click.echo(f"{key.replace('_', ' '):34} {result[key]:.4f}")
-    elif photos:
-        click.echo(f"{result['n']} photos in {photos} ({result['errors']} unreadable)")
-        for name, r in result["per_folder"].items():
-            value = "-" if r["value"] is None else f"{r['value']:.3f}"
-            click.echo(f"  {name:14} {r['n']:5}  {r['measure']:8} {value}")
-        for key in ("fine_accuracy", "coarse_accuracy", "unknown_rate_out_of_distribution", "unknown_rate_in_distribution"):
-            if result[key] is not None:
-                click.echo(f"{key.replace('_', ' '):34} {result[key]:.4f}")
-    else:
-        click.echo(f"Fashion-MNIST test set, {result['n']} images")
-        for name, acc in result["per_class"].items():
-            click.echo(f"  {name:12} {acc:.4f}")
-        click.echo(f"accuracy {result['accuracy']:.4f}")
+    print_evaluation(result, photos, people)
     if plot:
         click.echo(f"confusion matrix written to {plot}", err=True)
 
@@ -355,6 +338,28 @@ def webcam(source, width, height, model, threads, min_confidence, smooth, views,
         fail(str(e))
 
 
+def print_evaluation(result, photos, people):
+    """eval's human output: the figures of one set, per folder or class where it has them."""
+    if people:
+        click.echo(f"{result['n']} photos of people in {people} ({result['errors']} unreadable)")
+        keys = ("largest_coarse_accuracy", "garments_found", "reported_matching", "garments_per_photo")
+    elif photos:
+        click.echo(f"{result['n']} photos in {photos} ({result['errors']} unreadable)")
+        for name, r in result["per_folder"].items():
+            value = "-" if r["value"] is None else f"{r['value']:.3f}"
+            click.echo(f"  {name:14} {r['n']:5}  {r['measure']:8} {value}")
+        keys = ("fine_accuracy", "coarse_accuracy", "unknown_rate_out_of_distribution", "unknown_rate_in_distribution")
+    else:
+        click.echo(f"Fashion-MNIST test set, {result['n']} images")
+        for name, acc in result["per_class"].items():
+            click.echo(f"  {name:12} {acc:.4f}")
+        click.echo(f"accuracy {result['accuracy']:.4f}")
+        return
+    for key in keys:
+        if result[key] is not None:
+            click.echo(f"{key.replace('_', ' '):34} {result[key]:.4f}")
+
+
 @main.command()
 @model_option
 @click.option("--compare", callback=model_file, default="fp32", show_default=True,
@@ -402,6 +407,16 @@ def bench(model, compare, checkpoint, photo, person, threads, runs, as_json):
     click.echo(f"preparing many photos on {many['threads']} threads: {many['photos_per_s']:.0f} photos/s; "
                f"one thread {many['one_thread_photos_per_s']:.0f} photos/s; "
                f"x{many['photos_per_s'] / many['one_thread_photos_per_s']:.2f}")
+    print_pipelines(results)
+    cold = results["cold_start"]
+    line = f"cold start of 'fashion-edge classify PHOTO': {cold['fashion_edge_s']:.3f} s"
+    if "ratio" in cold:
+        line += f"; plain PyTorch script {cold['pytorch_script_s']:.3f} s; ratio {cold['ratio']:.2f}"
+    click.echo(line)
+
+
+def print_pipelines(results):
+    """bench's webcam pipelines and, with --person, the person path's stages."""
     for key, what in (("webcam_pipeline", "a garment"), ("webcam_pipeline_alone", "a garment, --alone"),
                       ("webcam_pipeline_person", "a person")):
         if key in results:
@@ -413,11 +428,6 @@ def bench(model, compare, checkpoint, photo, person, threads, runs, as_json):
         click.echo(f"a photo of a person, one core: {person['garments']} garments, {person['total_ms']:.1f} ms "
                    f"({', '.join(f'{k} {v:.2f}' for k, v in person['stage_ms'].items())}); "
                    f"as one garment alone {person['garment_alone_ms']:.1f} ms")
-    cold = results["cold_start"]
-    line = f"cold start of 'fashion-edge classify PHOTO': {cold['fashion_edge_s']:.3f} s"
-    if "ratio" in cold:
-        line += f"; plain PyTorch script {cold['pytorch_script_s']:.3f} s; ratio {cold['ratio']:.2f}"
-    click.echo(line)
 
 
 def open_catalog(path, clf):
