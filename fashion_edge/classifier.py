@@ -138,15 +138,10 @@ class Classifier:
     def classify_embedded(self, prepared):
         """(classify()'s Predictions, unit-length embeddings [N, D]) in one model run. A photo's
         embedding is its largest garment's, the one its Prediction's top-level fields describe."""
-        garments = [g for p in prepared for g in p.garments or [p]]
-        probs, embedding = self.model.run(np.stack([g.pixels for g in garments])[:, None], self.views)
+        probs, embedding = self.outputs([g for p in prepared for g in p.garments or [p]])
         starts = np.cumsum([0] + [len(p.garments or [p]) for p in prepared])
         predictions = [self.decide(probs[a:b], p) for a, b, p in zip(starts, starts[1:], prepared)]
-        return predictions, unit(embedding[starts[:-1]])
-
-    def embed(self, prepared):
-        """The unit-length embedding [D] of one prepared input's largest garment (webcam look-alikes)."""
-        return self.classify_embedded([prepared])[1][0]
+        return predictions, embedding[starts[:-1]]
 
     def classify(self, prepared):
         """Predictions for already prepared inputs (a list of preprocess.Prepared), every garment in one batch."""
@@ -156,6 +151,11 @@ class Classifier:
         """Class probabilities [N, classes] of prepared inputs, or of model inputs [N, 1, 28, 28]."""
         pixels = inputs if isinstance(inputs, np.ndarray) else np.stack([p.pixels for p in inputs])[:, None]
         return self.model.run(pixels, self.views)[0]
+
+    def outputs(self, prepared):
+        """(class probabilities [N, classes], unit-length embeddings [N, D]) of prepared inputs, in one run."""
+        probs, embedding = self.model.run(np.stack([p.pixels for p in prepared])[:, None], self.views)
+        return probs, unit(embedding)
 
     def decide(self, rows, prepared):
         """The Prediction that class probabilities make for a prepared input: rows [garments, classes],

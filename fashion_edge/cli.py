@@ -572,4 +572,4 @@ def similar(queries, catalog_path, top_k, same_label, views, model, as_json):
 def webcam_lookalikes(catalog_path, clf):
     """webcam --index: the catalogue's look-alikes of each frame (lookalikes.py)."""
     from fashion_edge.lookalikes import Lookalikes
-    return Lookalikes(open_catalog(catalog_path, clf), clf)
+    return Lookalikes(open_catalog(catalog_path, clf))

@@ -15,15 +15,16 @@ CACHED = 64  # pictures kept decoded: a catalogue's look-alikes repeat from fram
 
 
 class Lookalikes:
-    def __init__(self, catalog, clf):
-        self.catalog, self.clf = catalog, clf
+    def __init__(self, catalog):
+        self.catalog = catalog
         self.pictures = collections.OrderedDict()
 
-    def find(self, prepared):
-        """The COUNT nearest catalogue items (Hits) to the frame's largest garment; none in an empty frame."""
-        if not prepared.found or len(self.catalog) == 0:
+    def find(self, embedding):
+        """The COUNT nearest catalogue items (Hits) to the frame's largest garment's embedding
+        (webcam.classify gives it); none in an empty frame."""
+        if embedding is None or len(self.catalog) == 0:
             return []
-        return self.catalog.search(self.clf.embed(prepared), COUNT)[0]
+        return self.catalog.search(embedding, COUNT)[0]
 
     def show(self, hits, canvas):
         """(the frame's JSON "similar" list, the canvas with their column on its right, or None)."""

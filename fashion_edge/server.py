@@ -28,7 +28,7 @@ async function poll() {
     if (r.frame !== undefined) {
       const named = (g) => g.label + ' ' + (100 * g.confidence).toFixed(0) + '%';
       document.getElementById('label').textContent = r.label === null ? 'nothing in view'
-        : r.garments.length > 1 ? r.garments.map(named).join(' \u00b7 ') : named(r);
+        : r.garments.length > 1 ? r.garments.map(named).join(' \\u00b7 ') : named(r);
       document.getElementById('detail').textContent = 'frame ' + r.frame + ' \\u00b7 ' + r.fps.toFixed(1) + ' fps';
       if (r.similar && r.similar.length) {
         document.getElementById('detail').textContent += ' \\u00b7 looks like ' + r.similar.map(

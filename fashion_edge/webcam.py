@@ -65,16 +65,18 @@ class Ahead:
 
 
 def classify(clf, prepared, recent):
-    """The prediction for this frame, each garment's probabilities averaged with those of the same
-    region in the recent frames so labels do not flicker; None when nothing is in view."""
+    """(the prediction for this frame, the largest garment's embedding for look-alikes), from one
+    model run; each garment's probabilities are averaged with those of the same region in the
+    recent frames so labels do not flicker. (None, None) when nothing is in view."""
     if not prepared.found:
         recent.append({})
-        return None
+        return None, None
     garments = prepared.garments or [prepared]
     keys = [g.region.name if g.region else None for g in garments]
-    recent.append(dict(zip(keys, clf.probabilities(garments))))
+    probs, embedding = clf.outputs(garments)
+    recent.append(dict(zip(keys, probs)))
     smoothed = [np.mean([r[k] for r in recent if k in r], axis=0) for k in keys]
-    return clf.decide(np.stack(smoothed), prepared)
+    return clf.decide(np.stack(smoothed), prepared), embedding[0]
 
 
 def title(prediction):
@@ -271,8 +273,8 @@ def loop(clf, frames, sinks, stats, max_frames=None, smooth=5, lookalikes=None):
             break
         index, frame, prepared = item
         stats.lap("capture + preprocess")
-        prediction = classify(clf, prepared, recent)
-        similar = lookalikes.find(prepared) if lookalikes else None
+        prediction, embedding = classify(clf, prepared, recent)
+        similar = lookalikes.find(embedding) if lookalikes else None
         fps = stats.count(prediction)
         stats.lap("inference")
         result = frame_result(index, time.perf_counter() - stats.started, prediction, fps)
