@@ -1,8 +1,8 @@
 """faiss indexes, with the optional extra fashion-edge[ann] (faiss-cpu, which has aarch64 wheels).
 
 Flat: exact, every stored float16 vector scored, faster than numpy's float32 product since it
-reads half the memory. Approximate: an inverted file of 8-bit scalar-quantized vectors (IVF,
-SQ8): a query scans only the lists of its NPROBE nearest centroids, 256 bytes an item.
+reads half the memory. Approximate: an inverted file of 6-bit scalar-quantized vectors (IVF,
+SQ6): a query scans only the lists of its NPROBE nearest centroids, 192 bytes an item.
 docs/experiments.md has the figures behind these choices and the libraries that lost.
 """
 import math
@@ -39,8 +39,9 @@ class Flat:
 
 
 class Approximate(Flat):
-    """IVF,SQ8 candidates, re-scored with the catalogue's own float16 vectors: 8-bit codes blur
-    near-ties, and re-scoring RESCORE times k candidates restores their order for little time."""
+    """IVF,SQ6 candidates, re-scored with the catalogue's own float16 vectors: 6-bit codes blur
+    near-ties, and re-scoring RESCORE times k candidates restores their order for little time
+    (the vectors are memory-mapped, so only the candidates' rows are read)."""
 
     def __init__(self, vectors, stored=None):
         f = faiss()
@@ -68,11 +69,11 @@ class Approximate(Flat):
 
 
 def build(vectors):
-    """An IVF,SQ8 inner-product index of float32 unit vectors [N, D]: about sqrt(N) lists."""
+    """An IVF,SQ6 inner-product index of float32 unit vectors [N, D]: about sqrt(N) lists."""
     f = faiss()
     lists = max(1, int(math.sqrt(len(vectors))))
     quantizer = f.IndexFlatIP(vectors.shape[1])
-    index = f.IndexIVFScalarQuantizer(quantizer, vectors.shape[1], lists, f.ScalarQuantizer.QT_8bit,
+    index = f.IndexIVFScalarQuantizer(quantizer, vectors.shape[1], lists, f.ScalarQuantizer.QT_6bit,
                                       f.METRIC_INNER_PRODUCT)
     index.own_fields = True  # the index keeps its quantizer alive once Python's name for it is gone
     quantizer.this.disown()

@@ -495,8 +495,7 @@ def index(inputs, output, save_every, views, model, threads, batch_size, ray_add
 
 def report_indexed(path, error, catalog, as_json):
     if error is None and as_json:
-        item = catalog.items[catalog.rows[str(path)]]
-        emit({"path": item["path"], "label": item["label"], "box": item["box"]})
+        emit(catalog.item(catalog.row(path)))
     elif error is not None:
         if as_json:
             emit({"path": str(path), "error": str(error)})

@@ -72,6 +72,16 @@ def test_a_second_run_embeds_only_new_and_changed_photos(shop, tmp_path, dev_pho
     assert "17 photos (2 embedded, 15 unchanged, 0 failed)" in proc.stderr
 
 
+def test_a_catalogue_moved_with_its_photos_answers_from_any_folder(shop, tmp_path):
+    folder, catalog = shop
+    moved = tmp_path / "moved"
+    shutil.copytree(folder, moved / "photos")
+    shutil.copy(catalog, moved / "shop.npz")
+    query = photos_in(moved / "photos")[3]
+    results = json.loads(run_cli("similar", query, "--index", "shop.npz", "--json", check=0, cwd=moved).stdout)["results"]
+    assert results[0]["path"] == os.path.relpath(query, moved) and (moved / results[0]["path"]).is_file()
+
+
 def test_a_bad_file_gets_one_line_and_the_rest_are_indexed(shop, tmp_path):
     folder, _ = shop
     mine = tmp_path / "photos"
@@ -142,17 +152,20 @@ def test_a_large_catalogue_stores_its_approximate_index(tmp_path, monkeypatch):
     pytest.importorskip("faiss")
     from fashion_edge import search
     from fashion_edge.catalog import Catalog
+    from fashion_edge.classifier import Prediction
     monkeypatch.setattr(search, "APPROXIMATE_FROM", 100)  # the size at which the index is used, not the index
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((400, 256)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    catalog = Catalog(tmp_path / "c.npz", "model", 1, [{"path": f"{i}.jpg", "label": "Shirt", "box": None,
-                                                        "size": 1, "mtime": 1} for i in range(400)],
-                      vectors.astype(np.float16))
+    catalog = Catalog(tmp_path / "c.npz", "model", 1)
+    for i, vector in enumerate(vectors):
+        catalog.add(tmp_path / f"{i}.jpg", vector, Prediction(label="Shirt", class_id=6, confidence=1.0, box=None))
     catalog.save()
     reopened = Catalog.open(tmp_path / "c.npz")
     assert reopened.ann is not None
-    assert [h.path for h in reopened.search(vectors[7], 1)[0]] == ["7.jpg"]
+    assert [h.path for h in reopened.search(vectors[7], 1)[0]] == [str(tmp_path / "7.jpg")]
+    reopened.save()  # after a search the engine holds the index: saved from there
+    assert Catalog.open(tmp_path / "c.npz").ann is not None
 
 
 def test_webcam_lists_the_nearest_catalogue_items_per_frame(data_dir, tmp_path):
@@ -177,9 +190,9 @@ def test_index_on_a_local_ray_instance_matches_a_local_run(shop, tmp_path):
     proc = run_cli("index", folder, "--output", on_ray, "--ray", "local", "--workers", 2, check=0)
     assert "16 photos (16 embedded" in proc.stderr
     local, remote = Catalog.open(catalog), Catalog.open(on_ray)
-    rows = [local.rows[item["path"]] for item in remote.items]
+    rows = [local.row(remote.item(r)["path"]) for r in range(len(remote))]
     assert np.allclose(local.matrix()[rows].astype(np.float32), remote.matrix().astype(np.float32), atol=2e-3)
-    assert [local.items[r]["label"] for r in rows] == [item["label"] for item in remote.items]
+    assert [local.item(r)["label"] for r in rows] == [remote.item(r)["label"] for r in range(len(remote))]
 
 
 def test_help_teaches_with_an_example():
