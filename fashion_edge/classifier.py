@@ -32,7 +32,7 @@ class Prediction:
     confidence: float          # probability of the top class
     top_k: list = field(default_factory=list)  # [{"label", "class_id", "confidence"}], best first
     box: list | None = None    # [x, y, w, h] of the garment in the original image
-    garments: list = field(default_factory=list)  # [{"label", "class_id", "confidence", "box"}], largest first
+    garments: list = field(default_factory=list)  # [{"label", "class_id", "confidence", "box"}], the main one first
     path: str | None = None
 
     def to_dict(self):
@@ -57,7 +57,9 @@ class Classifier:
 
     def __init__(self, model=None, threads=None, min_confidence=None, top_k=3, views=DEFAULT_VIEWS, people=True):
         self.model = model if isinstance(model, Model) else Model(model, threads)
-        self.regions = RegionFinder(threads=threads) if people else None
+        # One thread a photo: prepare_all() already prepares `threads` photos at once, and a
+        # network on several threads in each of them halved a folder's throughput on 2 cores.
+        self.regions = RegionFinder(threads=1) if people else None
         self.labels = self.model.labels
         self.min_confidence = self.model.min_confidence if min_confidence is None else min_confidence
         self.top_k = top_k
@@ -137,7 +139,7 @@ class Classifier:
 
     def classify_embedded(self, prepared):
         """(classify()'s Predictions, unit-length embeddings [N, D]) in one model run. A photo's
-        embedding is its largest garment's, the one its Prediction's top-level fields describe."""
+        embedding is its main garment's, the one its Prediction's top-level fields describe."""
         probs, embedding = self.outputs([g for p in prepared for g in p.garments or [p]])
         starts = np.cumsum([0] + [len(p.garments or [p]) for p in prepared])
         predictions = [self.decide(probs[a:b], p) for a, b, p in zip(starts, starts[1:], prepared)]

@@ -23,6 +23,9 @@ MIN_GARMENT = 0.01  # a garment region smaller than this share of the photo is n
 SPECK = 0.2         # parts of a region smaller than this share of its largest part are specks, not garment
 # The classes each region may be. An out-of-class region (a skirt, shorts) is listed as unknown.
 CLASSES = {"upper": (0, 2, 4, 6), "lower": (1,), "dress": (3,), "footwear": (5, 7, 9), "bag": (8,), "out-of-class": ()}
+# Never a person's main garment, so listed after what they wear: the network takes some dark
+# garments on a plain backdrop for a bag, and a large false bag would otherwise name the photo.
+CARRIED = ("footwear", "bag")
 
 
 @dataclass
@@ -55,13 +58,17 @@ class RegionFinder:
         return self.session.run(None, {self.input_name: x})[0][0, :, :sh, :sw]
 
     def find(self, bgr):
-        """The garments of the person in a BGR photo, largest first; [] when no person is in view."""
-        codes = self.probabilities(bgr).argmax(0)
+        """The garments of the person in a BGR photo: what they wear, largest first, then their
+        footwear and bags, largest first; [] when no person is in view."""
+        return self.regions_of(self.probabilities(bgr), *bgr.shape[:2])
+
+    def regions_of(self, probabilities, h, w):
+        """find()'s Regions from the network's probabilities [regions, h', w'] of an h x w photo."""
+        codes = probabilities.argmax(0)
         share = np.bincount(codes.ravel(), minlength=len(self.names)) / codes.size
         person, figure = share[self.names.index("person")], 1 - share[self.names.index("background")]
         if person < MIN_PERSON or person < MIN_SKIN * figure:
             return []
-        h, w = bgr.shape[:2]
         regions = []
         for name in CLASSES:
             code = self.names.index(name)
@@ -71,12 +78,13 @@ class RegionFinder:
             area = np.count_nonzero(mask) / mask.size
             if area >= MIN_GARMENT:
                 regions.append(Region(name, mask, box_of(mask, w, h), area))
-        return sorted(regions, key=lambda r: -r.area)
+        return sorted(regions, key=lambda r: (r.name in CARRIED, -r.area))
 
 
 def prepare(image, finder):
-    """The Prepared input of a photo's garment; where a person wears several, that of the largest,
-    with .garments listing each, largest first. finder None treats every photo as a garment alone."""
+    """The Prepared input of a photo's garment; where a person wears several, that of the main one
+    (the largest worn), with .garments listing each as find() orders them. finder None treats every
+    photo as a garment alone."""
     if finder is None or preprocess.looks_like_fashion_mnist(image):
         return preprocess.prepare(image)
     bgr = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)

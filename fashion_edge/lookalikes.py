@@ -20,7 +20,7 @@ class Lookalikes:
         self.pictures = collections.OrderedDict()
 
     def find(self, embedding):
-        """The COUNT nearest catalogue items (Hits) to the frame's largest garment's embedding
+        """The COUNT nearest catalogue items (Hits) to the frame's main garment's embedding
         (webcam.classify gives it); none in an empty frame."""
         if embedding is None or len(self.catalog) == 0:
             return []

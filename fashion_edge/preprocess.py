@@ -44,7 +44,7 @@ class Prepared:
     mask: np.ndarray     # uint8 mask at segmentation size (255 = garment), for --debug-dir
     crop: np.ndarray     # the cropped garment before scaling to 28x28, for --debug-dir
     region: object = None  # garments.Region where a person wears this garment
-    garments: list = field(default_factory=list)  # on a person's largest garment: every garment, largest first
+    garments: list = field(default_factory=list)  # on a person's main garment: every garment, the main one first
 
 
 def looks_like_fashion_mnist(image):

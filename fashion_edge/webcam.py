@@ -65,7 +65,7 @@ class Ahead:
 
 
 def classify(clf, prepared, recent):
-    """(the prediction for this frame, the largest garment's embedding for look-alikes), from one
+    """(the prediction for this frame, the main garment's embedding for look-alikes), from one
     model run; each garment's probabilities are averaged with those of the same region in the
     recent frames so labels do not flicker. (None, None) when nothing is in view."""
     if not prepared.found:
