@@ -243,7 +243,7 @@ def render(bgr, small_mask, box):
     fy, fx = sh / bgr.shape[0], sw / bgr.shape[1]
     sx0, sy0 = int(x * fx), int(y * fy)
     sx1, sy1 = max(sx0 + 1, round((x + w) * fx)), max(sy0 + 1, round((y + h) * fy))
-    mask = cv2.resize(small_mask[sy0:sy1, sx0:sx1], (cw, ch), interpolation=cv2.INTER_LINEAR) > 127
+    mask = scaled_mask(small_mask[sy0:sy1, sx0:sx1], cw, ch)
     inv = 255.0 - gray.astype(np.float32)
     values = inv[mask]
     lo, hi = (np.percentile(values, [2, 99]) if values.size else (0.0, 255.0))
@@ -253,6 +253,21 @@ def render(bgr, small_mask, box):
     canvas[oy:oy + ch, ox:ox + cw] = np.where(mask, garment, 0)
     pixels = cv2.resize(canvas, (28, 28), interpolation=cv2.INTER_AREA) / 255
     return Prepared(pixels.astype(np.float32), box, True, small_mask, crop)
+
+
+def scaled_mask(mask, w, h):
+    """A uint8 mask scaled bilinearly to w x h, True where over 127. In numpy, not cv2.resize:
+    OpenCV's 8-bit bilinear rounds differently on ARM and x86, and moved the garment's edge."""
+    sh, sw = mask.shape
+    ys = np.clip((np.arange(h) + 0.5) * sh / h - 0.5, 0, sh - 1)  # pixel centres, as OpenCV maps them
+    xs = np.clip((np.arange(w) + 0.5) * sw / w - 0.5, 0, sw - 1)
+    y0, x0 = ys.astype(np.int64), xs.astype(np.int64)
+    y1, x1 = np.minimum(y0 + 1, sh - 1), np.minimum(x0 + 1, sw - 1)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+    m = mask.astype(np.float64)
+    top = m[y0][:, x0] * (1 - fx) + m[y0][:, x1] * fx
+    bottom = m[y1][:, x0] * (1 - fx) + m[y1][:, x1] * fx
+    return top * (1 - fy) + bottom * fy > 127
 
 
 def save_debug(prepared, folder, stem):

@@ -87,3 +87,15 @@ def test_the_box_of_a_garment_running_off_a_strip_stays_inside_it():
     p = preprocess.prepare(img)
     x, y, w, h = p.box
     assert 0 <= x and x + w <= 2000 and 0 <= y and y + h <= 40
+
+
+def test_a_mask_scales_as_a_bilinear_resize_does():
+    # preprocess scales masks in numpy so that every CPU gets the same edge; it must still be
+    # the bilinear scaling it replaced, bar pixels exactly on the threshold.
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        sh, sw, h, w = (int(v) for v in rng.integers(8, 112, 4))
+        mask = (cv2.GaussianBlur(rng.random((sh, sw)).astype(np.float32), (7, 7), 0) > 0.5).astype(np.uint8) * 255
+        scaled = preprocess.scaled_mask(mask, w, h)
+        assert scaled.shape == (h, w)
+        assert np.mean(scaled != (cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR) > 127)) < 0.015
