@@ -42,7 +42,8 @@ def fashion_mnist(clf, batch=512):
 
     def embed(images):
         x = (images.astype(np.float32) / 255)[:, None]
-        return unit(np.concatenate([clf.model.run(x[i:i + batch], clf.views)[1] for i in range(0, len(x), batch)]))
+        embedding = np.concatenate([clf.model.run(x[i:i + batch], clf.views)[1] for i in range(0, len(x), batch)])
+        return unit(embedding - clf.model.embedding_mean)  # as Classifier.outputs() does
 
     def raw(images):
         return unit(images.reshape(len(images), -1).astype(np.float32))

@@ -9,7 +9,8 @@ The file's contract, which the runtime relies on:
                           (the runtime averages views of an image: fashion_edge.model.view_batch)
   output `embedding`      float32 [N, 256], the penultimate features
   metadata_props          labels (JSON list), input (JSON), recipe, test_accuracy (at `views`
-                          views), test_accuracy_by_views (JSON), min_confidence, precision
+                          views), test_accuracy_by_views (JSON), min_confidence, precision,
+                          embedding_mean (JSON list: the training images' mean embedding)
 With --quantize the fp32 file is kept beside the int8 one, as NAME-fp32.onnx.
 """
 import argparse
@@ -157,6 +158,15 @@ def write_metadata(path, meta):
     onnx.save(model, str(path))
 
 
+def embedding_mean(path, images, batch=1000):
+    """The mean embedding of uint8 images [N, 28, 28] through an exported file, one view each. The
+    runtime centres embeddings on it before comparing them (fashion_edge.model.Model.embedding_mean)."""
+    sess = session(path)
+    pixels = (images.astype(np.float32) / 255)[:, None]
+    rows = [sess.run(None, {"pixels": pixels[i:i + batch]})[1] for i in range(0, len(pixels), batch)]
+    return [round(float(v), 5) for v in np.concatenate(rows).mean(0, dtype=np.float64)]
+
+
 def recipe(ckpt, args):
     """The commands that made the checkpoint, and this export, as one line for the model's metadata."""
     if "recipe" in ckpt:  # rebuilt from an exported model by export.from_onnx: its history goes first
@@ -225,7 +235,8 @@ def main(argv=None):
             write_metadata(path, {
                 "labels": dataset.LABELS, "input": INPUT_CONVENTION, "recipe": recipe(ckpt, args),
                 "test_accuracy": f"{by_views[str(MAX_VIEWS)]:.4f}", "test_accuracy_by_views": by_views,
-                "precision": precision, "min_confidence": f"{args.min_confidence}", "epochs": str(ckpt.get("epoch"))})
+                "precision": precision, "min_confidence": f"{args.min_confidence}", "epochs": str(ckpt.get("epoch")),
+                "embedding_mean": embedding_mean(path, train_images)})
         for precision, path in built.items():
             os.replace(path, targets[precision])
     report_path = output.with_suffix(".json")

@@ -155,9 +155,10 @@ class Classifier:
         return self.model.run(pixels, self.views)[0]
 
     def outputs(self, prepared):
-        """(class probabilities [N, classes], unit-length embeddings [N, D]) of prepared inputs, in one run."""
+        """(class probabilities [N, classes], unit-length embeddings [N, D]) of prepared inputs, in one
+        run. Embeddings are centred on the model's embedding_mean before they are scaled to length 1."""
         probs, embedding = self.model.run(np.stack([p.pixels for p in prepared])[:, None], self.views)
-        return probs, unit(embedding)
+        return probs, unit(embedding - self.model.embedding_mean)
 
     def decide(self, rows, prepared):
         """The Prediction that class probabilities make for a prepared input: rows [garments, classes],

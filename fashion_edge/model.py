@@ -64,6 +64,9 @@ class Model:
         except (KeyError, ValueError):
             raise ModelError(f"{self.path}: no 'labels'/'input' metadata; export the model with export.to_onnx") from None
         self.min_confidence = float(self.metadata.get("min_confidence", 0.5))
+        # Embeddings are ReLU features, all in one orthant: centred on the training images' mean
+        # before they are compared, they tell look-alikes apart better (docs/experiments.md).
+        self.embedding_mean = np.asarray(json.loads(self.metadata.get("embedding_mean", "0")), np.float32)
         self.input_name = self.session.get_inputs()[0].name
         outputs = [o.name for o in self.session.get_outputs()]
         if outputs[:2] != ["probabilities", "embedding"]:
@@ -83,7 +86,7 @@ class Model:
 
     def info(self):
         import onnxruntime as ort
-        meta = {k: v for k, v in self.metadata.items() if k not in ("labels", "input", "min_confidence")}
+        meta = {k: v for k, v in self.metadata.items() if k not in ("labels", "input", "min_confidence", "embedding_mean")}
         return {"model_path": str(self.path), "labels": self.labels, "input": self.input_convention,
                 "test_accuracy": float(meta.pop("test_accuracy", "nan")), "min_confidence": self.min_confidence,
                 "metadata": meta, "onnxruntime": ort.__version__, "providers": self.session.get_providers(),
