@@ -117,25 +117,32 @@ class Catalog:
         relative = os.path.relpath(full)
         return full if relative.startswith("..") else relative
 
-    def stored_path(self, row):
-        self.stack()
+    def record(self, row):
+        """(stored path, label code, box, (size, mtime)) of a row, from what is pending or from the
+        columns, without stacking them: that copies every column, and index --json asks each photo."""
+        if row in self.pending:
+            key, _, label, box, when = self.pending[row]
+            return key, label, tuple(box), tuple(when)
         start = self.ends[row - 1] + 1 if row else 0
-        return self.columns["paths"][start:self.ends[row]].tobytes().decode()
+        key = self.columns["paths"][start:self.ends[row]].tobytes().decode()
+        return (key, int(self.columns["labels"][row]), tuple(self.columns["boxes"][row].tolist()),
+                tuple(self.columns["stamps"][row].tolist()))
+
+    def key_rows(self):
+        """{stored path: row} of every photo, those pending included; built when first needed."""
+        if self.rows is None:  # nothing is pending before the first add(), which builds it
+            stored = self.columns["paths"].tobytes().split(b"\0")[:-1]
+            self.rows = {key.decode(): row for row, key in enumerate(stored)}
+        return self.rows
 
     def row(self, path):
         """The row of a catalogued photo, or None."""
-        if self.rows is None:
-            self.stack()
-            stored = self.columns["paths"].tobytes().split(b"\0")[:-1]
-            self.rows = {key.decode(): row for row, key in enumerate(stored)}
-        return self.rows.get(self.key(path))
+        return self.key_rows().get(self.key(path))
 
     def item(self, row):
         """{"path", "label", "box"} of a row, as classify gave them."""
-        self.stack()
-        box = self.columns["boxes"][row].tolist()
-        return {"path": self.shown(self.stored_path(row)), "label": self.labels[self.columns["labels"][row]],
-                "box": None if tuple(box) == NO_BOX else box}
+        key, label, box, _ = self.record(row)
+        return {"path": self.shown(key), "label": self.labels[label], "box": None if box == NO_BOX else list(box)}
 
     def stale(self, paths):
         """The paths that are new or changed since catalogued: those update() embeds."""
@@ -144,18 +151,16 @@ class Catalog:
     def unchanged(self, path):
         """True when path is catalogued and its size and modification time are as they were."""
         row = self.row(path)
-        return row is not None and stamp(path) == tuple(self.columns["stamps"][row])
+        return row is not None and stamp(path) == self.record(row)[3]
 
     def add(self, path, embedding, prediction):
         """Catalogue (or re-catalogue) one photo with its unit embedding and Prediction."""
-        self.row(path)  # builds self.rows
-        key = self.key(path)
-        if key not in self.rows:
-            self.rows[key] = len(self)
+        rows, key = self.key_rows(), self.key(path)
+        row = rows.setdefault(key, len(rows))
         if prediction.label not in self.labels:
             self.labels.append(prediction.label)
-        self.pending[self.rows[key]] = (key, np.asarray(embedding, np.float16), self.labels.index(prediction.label),
-                                        prediction.box or NO_BOX, stamp(path) or (-1, -1))
+        self.pending[row] = (key, np.asarray(embedding, np.float16), self.labels.index(prediction.label),
+                             prediction.box or NO_BOX, stamp(path) or (-1, -1))
         self.engines, self.ann = {}, None
 
     def stack(self):
