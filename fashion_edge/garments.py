@@ -18,7 +18,7 @@ from fashion_edge.model import ModelError, open_session
 REGION_MODEL = Path(__file__).parent / "models" / "garment-regions.onnx"
 RUN_SIDE = 256      # the network sees the photo at this long side: a garment over 1% is then 650+ pixels
 MIN_PERSON = 0.01   # share of the photo that must be skin or hair for a person to be in view,
-MIN_SKIN = 0.05     # and share of the figure (all that is not background): stray skin-coloured pixels on a garment are no person
+MIN_SKIN = 0.06     # and share of the figure (all that is not background): stray skin-coloured pixels on a garment are no person
 MIN_GARMENT = 0.01  # a garment region smaller than this share of the photo is not listed
 SPECK = 0.2         # parts of a region smaller than this share of its largest part are specks, not garment
 # The classes each region may be. An out-of-class region (a skirt, shorts) is listed as unknown.
