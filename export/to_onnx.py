@@ -94,19 +94,21 @@ def as_flags(train_args):
     return " ".join(flags)
 
 
-def quantize(fp32_path, int8_path, calibration):
+def quantize(fp32_path, int8_path, feeds, symbolic_shapes=True):
+    """int8_path: fp32_path statically quantized, calibrated on feeds ({input name: array} each).
+    symbolic_shapes=False for graphs whose shapes onnxruntime cannot infer (the region network's)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter([{"pixels": calibration[i:i + 100]} for i in range(0, len(calibration), 100)])
+            self.batches = iter(feeds)
 
         def get_next(self):
             return next(self.batches, None)
 
     prepared = int8_path.with_name(int8_path.name + ".pre.onnx")
-    quant_pre_process(str(fp32_path), str(prepared))
+    quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=not symbolic_shapes)
     # Softmax stays in float: quantized probabilities come in steps of 1/255, too coarse for a
     # confidence threshold and a sum of 1, and it costs nothing at 10 values.
     in_float, floats = [], set()
@@ -227,7 +229,8 @@ def main(argv=None):
             pick = np.random.default_rng(0).choice(len(train_images), args.calibration_size, replace=False)
             print(f"quantizing, calibrated on {args.calibration_size} training images", file=sys.stderr)
             built["int8"], targets["int8"] = Path(tmp) / "int8.onnx", output
-            quantize(built["fp32"], built["int8"], (train_images[pick].astype(np.float32) / 255)[:, None])
+            pixels = (train_images[pick].astype(np.float32) / 255)[:, None]
+            quantize(built["fp32"], built["int8"], [{"pixels": pixels[i:i + 100]} for i in range(0, len(pixels), 100)])
             int8_report, int8_answers = measure(built["int8"], test_pixels, test_labels, "int8")
             report.update(int8_report, top1_agreement=float((int8_answers == fp32_answers).mean()))
         for precision, path in built.items():

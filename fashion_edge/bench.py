@@ -135,9 +135,9 @@ def person_path(clf, image, runs):
         p50 = lambda call: percentiles(time_calls(call, runs, warmup=3))["p50"]
         regions = clf.regions.find(image)
         prepared = garments.prepare(image, clf.regions)
-        probabilities = clf.regions.probabilities(image)
-        stages = {"region network": p50(lambda: clf.regions.probabilities(image)),
-                  "masks and boxes": p50(lambda: clf.regions.regions_of(probabilities, *image.shape[:2])),
+        scores = clf.regions.scores(image)
+        stages = {"region network": p50(lambda: clf.regions.scores(image)),
+                  "masks and boxes": p50(lambda: clf.regions.regions_of(scores, *image.shape[:2])),
                   "render each garment": p50(lambda: [preprocess.render(image, r.mask, r.box) for r in regions]),
                   "classify every garment": p50(lambda: clf.classify([prepared]))}
         return {"garments": len(regions), "stage_ms": stages, "total_ms": sum(stages.values()),

@@ -43,31 +43,26 @@ class RegionFinder:
         meta = self.session.get_modelmeta().custom_metadata_map
         try:
             self.names = json.loads(meta["regions"])
+            json.loads(meta["output"])
         except (KeyError, ValueError):
-            raise ModelError(f"{self.path}: no 'regions' metadata; export it with export.regions_to_onnx") from None
+            raise ModelError(f"{self.path}: no 'regions' and 'output' metadata; export it with export.regions_to_onnx") from None
         self.input_name = self.session.get_inputs()[0].name
 
-    def probabilities(self, bgr):
-        """[regions, h, w] probabilities for a BGR photo seen at RUN_SIDE on its long side."""
-        h, w = bgr.shape[:2]
-        scale = RUN_SIDE / max(h, w)
-        sw, sh = max(16, round(w * scale)), max(16, round(h * scale))
-        small = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
-        small = cv2.copyMakeBorder(small, 0, -sh % 16, 0, -sw % 16, cv2.BORDER_REPLICATE)
-        x = (small.astype(np.float32) / 255).transpose(2, 0, 1)[None]
-        return self.session.run(None, {self.input_name: x})[0][0, :, :sh, :sw]
+    def scores(self, bgr):
+        """[regions, h, w] region scores, the larger the likelier, for a BGR photo seen at RUN_SIDE on its long side."""
+        x, (sh, sw) = network_input(bgr)
+        return upsampled(self.session.run(None, {self.input_name: x})[0][0])[:, :sh, :sw]
 
     def find(self, bgr):
         """The garments of the person in a BGR photo: what they wear, largest first, then their
         footwear and bags, largest first; [] when no person is in view."""
-        return self.regions_of(self.probabilities(bgr), *bgr.shape[:2])
+        return self.regions_of(self.scores(bgr), *bgr.shape[:2])
 
-    def regions_of(self, probabilities, h, w):
-        """find()'s Regions from the network's probabilities [regions, h', w'] of an h x w photo."""
-        codes = probabilities.argmax(0)
+    def regions_of(self, scores, h, w):
+        """find()'s Regions from the network's scores [regions, h', w'] of an h x w photo."""
+        codes = scores.argmax(0)
         share = np.bincount(codes.ravel(), minlength=len(self.names)) / codes.size
-        person, figure = share[self.names.index("person")], 1 - share[self.names.index("background")]
-        if person < MIN_PERSON or person < MIN_SKIN * figure:
+        if not person_in_view(share, self.names):
             return []
         regions = []
         for name in CLASSES:
@@ -79,6 +74,12 @@ class RegionFinder:
             if area >= MIN_GARMENT:
                 regions.append(Region(name, mask, box_of(mask, w, h), area))
         return sorted(regions, key=lambda r: (r.name in CARRIED, -r.area))
+
+
+def person_in_view(share, names):
+    """Whether a person is in view, given each region's share of the photo's pixels (in names' order)."""
+    person, figure = share[names.index("person")], 1 - share[names.index("background")]
+    return person >= MIN_PERSON and person >= MIN_SKIN * figure
 
 
 def prepare(image, finder):
@@ -97,6 +98,33 @@ def prepare(image, finder):
         worn[-1].region = region
     worn[0].garments = worn
     return worn[0]
+
+
+def network_input(bgr):
+    """(float32 [1, 3, H, W] in [0, 1], (h, w)): a BGR photo scaled to RUN_SIDE on its long side,
+    h x w, then padded to multiples of 16 by repeating its edge, as the network takes it."""
+    h, w = bgr.shape[:2]
+    scale = RUN_SIDE / max(h, w)
+    sw, sh = max(16, round(w * scale)), max(16, round(h * scale))
+    small = cv2.copyMakeBorder(preprocess.area_resized(bgr, sw, sh), 0, -sh % 16, 0, -sw % 16, cv2.BORDER_REPLICATE)
+    return (small.astype(np.float32) / 255).transpose(2, 0, 1)[None], (sh, sw)
+
+
+def upsampled(scores, factor=4):
+    """float32 [C, h * factor, w * factor]: scores [C, h, w] scaled up bilinearly, pixel centres aligned
+    (as PyTorch's interpolate without align_corners). Separate numpy multiplications and additions
+    round alike on every CPU, so every CPU finds the same regions."""
+    out = scores.astype(np.float32)
+    for axis in (1, 2):
+        n = out.shape[axis]
+        source = np.maximum((np.arange(n * factor, dtype=np.float32) + 0.5) / factor - 0.5, 0)
+        below = np.floor(source).astype(np.int64)
+        above = np.minimum(below + 1, n - 1)
+        shape = [1, 1, 1]
+        shape[axis] = -1
+        weight = (source - below).astype(np.float32).reshape(shape)
+        out = np.take(out, below, axis) * (1 - weight) + np.take(out, above, axis) * weight
+    return out
 
 
 def without_specks(mask):

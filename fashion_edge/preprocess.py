@@ -238,7 +238,7 @@ def render(bgr, small_mask, box):
     # Scale so the longer side becomes 28, as the dataset's images are; work at 4x first for clean edges.
     work = 112
     cw, ch = max(1, round(w * work / side)), max(1, round(h * work / side))
-    gray = cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_AREA)
+    gray = area_resized(crop, cw, ch)
     sh, sw = small_mask.shape
     fy, fx = sh / bgr.shape[0], sw / bgr.shape[1]
     sx0, sy0 = int(x * fx), int(y * fy)
@@ -251,8 +251,46 @@ def render(bgr, small_mask, box):
     canvas = np.zeros((work, work), np.float32)
     oy, ox = (work - ch) // 2, (work - cw) // 2
     canvas[oy:oy + ch, ox:ox + cw] = np.where(mask, garment, 0)
-    pixels = cv2.resize(canvas, (28, 28), interpolation=cv2.INTER_AREA) / 255
-    return Prepared(pixels.astype(np.float32), box, True, small_mask, crop)
+    return Prepared(block_means(canvas, work // 28) / 255, box, True, small_mask, crop)
+
+
+def block_means(image, k):
+    """float32 [h/k, w/k]: the mean of each k x k block, its k*k values added in one fixed order, so
+    that every CPU rounds alike (OpenCV's and numpy's own sums vary their order with the CPU)."""
+    total = np.zeros((image.shape[0] // k, image.shape[1] // k), np.float32)
+    for dy in range(k):
+        for dx in range(k):
+            total += image[dy::k, dx::k]
+    return total / np.float32(k * k)
+
+
+def area_resized(image, w, h):
+    """A uint8 image resized to w x h, each pixel the average of the area it covers: OpenCV's
+    INTER_AREA to within a level when shrinking or enlarging up to 2x (beyond, this stays blocky
+    where OpenCV blends). OpenCV's own sums fractions and rounds some pixels differently on ARM;
+    here the weights are whole 4096ths, so every sum is a whole number under 2**24, which float32
+    holds exactly in any order of addition: every CPU gets the same pixels."""
+    rows, row_weights = area_weights(image.shape[0], h)
+    out = rounded_down(np.einsum("ik,ik...->i...", row_weights, image.astype(np.float32)[rows]))
+    cols, col_weights = area_weights(image.shape[1], w)
+    return rounded_down(np.einsum("jk,ijk...->ij...", col_weights, out[:, cols])).astype(np.uint8)
+
+
+def rounded_down(sums):
+    """Sums weighted in 4096ths, back to whole levels, rounded to the nearest (exact: 4096 is a power of 2)."""
+    return np.floor((sums + 2048) / 4096)
+
+
+def area_weights(n_in, n_out):
+    """(source pixels [n_out, taps], float32 weights [n_out, taps] in whole 4096ths summing to 4096)
+    of an area resize from n_in pixels to n_out."""
+    scale = n_in / n_out
+    lo = np.arange(n_out) * scale
+    pixel = np.floor(lo).astype(np.int64)[:, None] + np.arange(int(np.ceil(scale)) + 1)[None, :]
+    overlap = np.clip(np.minimum(pixel + 1, lo[:, None] + scale) - np.maximum(pixel, lo[:, None]), 0, None)
+    weights = np.round(overlap / scale * 4096)
+    weights[np.arange(n_out), weights.argmax(1)] += 4096 - weights.sum(1)
+    return np.minimum(pixel, n_in - 1), weights.astype(np.float32)
 
 
 def scaled_mask(mask, w, h):

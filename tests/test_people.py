@@ -2,6 +2,7 @@
 import json
 
 import cv2
+import numpy as np
 import pytest
 
 from conftest import ROOT, SHARED, need, run_cli
@@ -93,5 +94,9 @@ def test_the_region_model_ships_with_its_licence_and_names_its_regions():
     from fashion_edge.garments import CLASSES, REGION_MODEL, RegionFinder
     finder = RegionFinder()
     assert set(CLASSES) <= set(finder.names) and "person" in finder.names
+    # Integers out, so that every CPU ranks a pixel's regions alike.
+    x = np.zeros((1, 3, 64, 48), np.float32)
+    scores = finder.session.run(None, {finder.input_name: x})[0]
+    assert scores.dtype == np.uint8 and scores.shape == (1, len(finder.names), 16, 12)
     card = REGION_MODEL.with_suffix(".md").read_text()
     assert "Apache" in card and (REGION_MODEL.parent / "LICENSE-garment-regions.txt").exists()

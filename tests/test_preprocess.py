@@ -2,6 +2,7 @@
 import cv2
 import numpy as np
 
+from conftest import ROOT
 from fashion_edge import preprocess
 
 W, H = 640, 480
@@ -87,6 +88,20 @@ def test_the_box_of_a_garment_running_off_a_strip_stays_inside_it():
     p = preprocess.prepare(img)
     x, y, w, h = p.box
     assert 0 <= x and x + w <= 2000 and 0 <= y and y + h <= 40
+
+
+def test_photos_shrink_as_an_area_resize_does():
+    # Shrinking is done in whole numbers so that every CPU gets the same pixels; it must still be
+    # OpenCV's area average, to within a level.
+    photo = cv2.imread(str(ROOT / "samples" / "street.jpg"))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        w, h = int(rng.integers(16, photo.shape[1])), int(rng.integers(16, photo.shape[0]))
+        ours, opencv = preprocess.area_resized(photo, w, h), cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
+        assert ours.shape == opencv.shape and np.abs(ours.astype(int) - opencv).max() <= 1, (w, h)
+    canvas = (rng.random((112, 112)) * 255).astype(np.float32)
+    np.testing.assert_allclose(preprocess.block_means(canvas, 4), cv2.resize(canvas, (28, 28), interpolation=cv2.INTER_AREA),
+                               atol=1e-3)
 
 
 def test_a_mask_scales_as_a_bilinear_resize_does():

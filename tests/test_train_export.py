@@ -82,11 +82,12 @@ def test_a_run_with_photos_learns_from_them_beside_the_scans(data_dir, train_pho
     n = len(photos.list_photos(few, photos.read_mapping(few)))
     n_val = n // 10
     # A tenth is held out and each of the rest is learnt in two framings (a photo where no
-    # garment is found teaches nothing and is left out).
+    # garment is found teaches nothing and is left out: among these, hats worn on a head,
+    # which the region network takes for a person wearing nothing of the photo's classes).
     counts = re.search(r"photos: (\d+) training inputs, repeated \d+-\d+ times; (\d+) validation", proc.stderr)
     assert counts, proc.stderr[-500:]
     trained_on, held_out = int(counts[1]), int(counts[2])
-    assert 0.9 * 2 * (n - n_val) <= trained_on <= 2 * (n - n_val) and 0.9 * n_val <= held_out <= n_val
+    assert 0.85 * 2 * (n - n_val) <= trained_on <= 2 * (n - n_val) and 0.85 * n_val <= held_out <= n_val
     # ...and the held-out ones are scored each epoch.
     assert "photo_val_acc" in json.loads((out / "metrics.json").read_text())["metrics"][0]
 

@@ -28,16 +28,29 @@ IGNORE = 255  # pixels whose region is not known: they add nothing to the loss
 ALONE_SIDE = 256  # garments alone are kept at this long side: the network never sees them larger
 
 
+def load_model(checkpoint):
+    """The RegionNet a train.regions checkpoint holds."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model = RegionNet(ckpt["width"], len(ckpt["regions"]), ckpt.get("upsample", "bilinear"))
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
 def block(cin, cout, stride=1):
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class RegionNet(nn.Module):
-    """A small encoder-decoder: BGR [N, 3, H, W] in [0, 1] -> region logits [N, 8, H, W]; H, W multiples of 16."""
+    """A small encoder-decoder: BGR [N, 3, H, W] in [0, 1] -> region logits [N, 8, H, W]; H, W multiples of 16.
 
-    def __init__(self, width=16, regions=len(REGIONS)):
+    upsample: how the decoder doubles its maps. "nearest" copies values, which int8 arithmetic does
+    alike on every CPU; onnxruntime's int8 "bilinear" rounds differently on ARM.
+    """
+
+    def __init__(self, width=16, regions=len(REGIONS), upsample="bilinear"):
         super().__init__()
         w = width
+        self.upsample = upsample
         self.down1 = nn.Sequential(block(3, w, 2), block(w, w))                  # [N, w, H/2, W/2]
         self.down2 = nn.Sequential(block(w, 2 * w, 2), block(2 * w, 2 * w))      # [N, 2w, H/4, W/4]
         self.down3 = nn.Sequential(block(2 * w, 3 * w, 2), block(3 * w, 3 * w))  # [N, 3w, H/8, W/8]
@@ -47,14 +60,18 @@ class RegionNet(nn.Module):
         self.up2 = block(3 * w + 2 * w, 2 * w)                                   # [N, 2w, H/4, W/4]
         self.head = nn.Conv2d(2 * w, regions, 1)                                 # [N, 8, H/4, W/4]
 
-    def forward(self, x):
+    def scores(self, x):
+        """Region logits at a quarter of the photo's height and width: [N, 8, H/4, W/4]."""
         d1 = self.down1(x)
         d2 = self.down2(d1)
         d3 = self.down3(d2)
         d4 = self.down4(d3)
-        u3 = self.up3(torch.cat([F.interpolate(d4, scale_factor=2.0, mode="bilinear"), d3], 1))
-        u2 = self.up2(torch.cat([F.interpolate(u3, scale_factor=2.0, mode="bilinear"), d2], 1))
-        return F.interpolate(self.head(u2), scale_factor=4.0, mode="bilinear")
+        u3 = self.up3(torch.cat([F.interpolate(d4, scale_factor=2.0, mode=self.upsample), d3], 1))
+        u2 = self.up2(torch.cat([F.interpolate(u3, scale_factor=2.0, mode=self.upsample), d2], 1))
+        return self.head(u2)
+
+    def forward(self, x):
+        return F.interpolate(self.scores(x), scale_factor=4.0, mode="bilinear")
 
 
 def parse_args(argv=None):
@@ -66,16 +83,30 @@ def parse_args(argv=None):
     p.add_argument("--size", type=positive, default=192, help="side of the square training crops (a multiple of 16)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle AdamW schedule")
     p.add_argument("--width", type=positive, default=16)
+    p.add_argument("--upsample", choices=["nearest", "bilinear"], default="nearest",
+                   help="how the decoder doubles its maps: nearest gives the int8 export the same answers on every CPU")
     p.add_argument("--alone", action="append", default=[],
                    help="photos of garments with no person (a folder-per-class set, or one folder of it), masked by "
                         "the runtime's own segmentation; they teach that a garment alone wears no skin (repeatable)")
+    p.add_argument("--worn", action="append", default=[],
+                   help="catalogue shots of one garment worn by a model (one folder of a folder-per-class set), "
+                        "labelled by --teacher's regions, with dress pixels taken for the folder's garment (repeatable)")
+    p.add_argument("--teacher", help="a train.regions checkpoint (last.pt) whose regions label the --worn photos")
+    p.add_argument("--worn-limit", type=positive, default=150,
+                   help="only the first N photos of each --worn folder, by name: the rest stay unseen, to measure on")
+    p.add_argument("--dress-weight", type=float, default=1.0, help="multiplies the dress region's weight in the loss")
+    p.add_argument("--recalibrate", action=argparse.BooleanOptionalAction, default=True,
+                   help="measure batch-norm statistics again on whole photos after the last epoch")
     p.add_argument("--plain-background", type=float, default=0.4,
                    help="probability of putting the person on a plain backdrop, as catalogue shots are")
     p.add_argument("--init", help="start from this last.pt's weights, not from scratch")
     p.add_argument("--val-photos", type=positive, default=40, help="photos held out to measure IoU")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--limit", type=positive, help="use only the first N photos (quick runs)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.worn and not args.teacher:
+        p.error("--worn needs --teacher, the region network that labels those photos")
+    return args
 
 
 def load(folder, limit=None):
@@ -108,6 +139,38 @@ def alone_photos(sources):
             found.append(image)
             masks.append(np.where(mask > 0, code, 0).astype(np.uint8))
     return found, masks
+
+
+def worn_photos(folders, teacher, limit):
+    """Lists of BGR catalogue shots and the teacher's region codes for them, where it sees a person.
+
+    Many of the shop's tops are long tunics, which the network took for dresses; a shot's folder
+    says which garment it shows, so where that garment is an upper-body one, dress pixels are
+    relabelled as upper body, and elsewhere they are left out of the loss.
+    """
+    from fashion_edge import garments, photos as sets
+    found, masks = [], []
+    for folder in map(Path, folders):
+        ids = sets.read_mapping(folder.parent)[folder.name]
+        region = next((n for n, c in garments.CLASSES.items() if ids and set(ids) <= set(c)), None)
+        for path in sorted(folder.glob("*.jpg"))[:limit]:
+            photo = cv2.imread(str(path))
+            codes = regions_at_runtime_size(teacher, photo)
+            if not garments.person_in_view(np.bincount(codes.ravel(), minlength=len(REGIONS)) / codes.size, REGIONS):
+                continue
+            codes[codes == REGIONS.index("dress")] = REGIONS.index("upper") if region == "upper" else IGNORE
+            found.append(photo)
+            masks.append(cv2.resize(codes, (photo.shape[1], photo.shape[0]), interpolation=cv2.INTER_NEAREST))
+    return found, masks
+
+
+@torch.no_grad()
+def regions_at_runtime_size(model, photo):
+    """uint8 region codes [h, w] of a BGR photo seen as the runtime sees it, at RUN_SIDE on its long side."""
+    from fashion_edge.garments import network_input
+    model.eval()
+    x, (h, w) = network_input(photo)
+    return model(torch.from_numpy(x))[0].argmax(0).numpy()[:h, :w].astype(np.uint8)
 
 
 def sample_alone(photo, mask, size, rng):
@@ -187,21 +250,16 @@ def padded(photo):
     return cv2.copyMakeBorder(photo, 0, -h % 16, 0, -w % 16, cv2.BORDER_REPLICATE)
 
 
-@torch.no_grad()
-def iou(model, photos, masks):
-    """Per-region intersection over union on whole photos, seen at the runtime's size."""
-    model.eval()
+def iou(codes_of, photos, masks):
+    """Per-region intersection over union on whole photos; codes_of(photo) gives a photo's region
+    codes as the runtime sees it (see regions_at_runtime_size)."""
     inter, union = np.zeros(len(REGIONS)), np.zeros(len(REGIONS))
     for photo, mask in zip(photos, masks):
-        scale = RUN_SIDE / max(mask.shape)
-        photo = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        mask = cv2.resize(mask, (photo.shape[1], photo.shape[0]), interpolation=cv2.INTER_NEAREST)
-        x = torch.from_numpy(padded(photo).astype(np.float32) / 255).permute(2, 0, 1)[None]
-        pred = model(x)[0].argmax(0).numpy()[:mask.shape[0], :mask.shape[1]]
+        pred = codes_of(photo)
+        mask = cv2.resize(mask, (pred.shape[1], pred.shape[0]), interpolation=cv2.INTER_NEAREST)
         for c in range(len(REGIONS)):
             inter[c] += np.sum((pred == c) & (mask == c))
             union[c] += np.sum((pred == c) | (mask == c))
-    model.train()
     return {name: round(float(i / u), 4) if u else None for name, i, u in zip(REGIONS, inter, union)}
 
 
@@ -220,21 +278,32 @@ def recalibrate(model, photos):
         model(torch.from_numpy(padded(small).astype(np.float32) / 255).permute(2, 0, 1)[None])
 
 
+def training_sets(args):
+    """(held-out photos and masks, training photos of people and masks, photos of garments alone and
+    masks, the loss's region weights)."""
+    photos, masks = load(args.photos, args.limit)
+    # The photos are in a random order already (their README says how).
+    val, train = (photos[:args.val_photos], masks[:args.val_photos]), (photos[args.val_photos:], masks[args.val_photos:])
+    weights = class_weights(train[1])
+    weights[REGIONS.index("dress")] *= args.dress_weight
+    if args.worn:
+        worn = worn_photos(args.worn, load_model(args.teacher), args.worn_limit)
+        print(f"{len(worn[0])} catalogue shots of worn garments labelled by {args.teacher}", file=sys.stderr)
+        train = (train[0] + worn[0], train[1] + worn[1])
+    return val, train, alone_photos(args.alone), weights
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    photos, masks = load(args.photos, args.limit)
-    val = slice(0, args.val_photos)  # the photos are in a random order already (their README says how)
-    train_photos, train_masks = photos[args.val_photos:], masks[args.val_photos:]
-    alone = alone_photos(args.alone)
-    model = RegionNet(args.width)
+    val, (train_photos, train_masks), alone, weights = training_sets(args)
+    model = RegionNet(args.width, upsample=args.upsample)
     if args.init:
-        model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
+        model.load_state_dict(load_model(args.init).state_dict())
     steps = args.epochs * ((len(train_photos) + min(len(train_photos), len(alone[0]))) // args.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=steps)
-    weights = class_weights(train_masks)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     metrics = []
@@ -248,13 +317,15 @@ def main(argv=None):
             scheduler.step()
             losses.append(loss.item())
         row = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "seconds": round(time.time() - start, 1)}
-        if epoch == args.epochs:
+        if epoch == args.epochs and args.recalibrate:
             recalibrate(model, train_photos + alone[0][:len(train_photos)])
         if epoch % 5 == 0 or epoch == args.epochs:
-            row["val_iou"] = iou(model, photos[val], masks[val])
+            row["val_iou"] = iou(lambda photo: regions_at_runtime_size(model, photo), *val)
+            model.train()
         metrics.append(row)
         print(json.dumps(row), flush=True)
-        save_atomic({"model": model.state_dict(), "width": args.width, "regions": REGIONS, "args": vars(args)},
+        save_atomic({"model": model.state_dict(), "width": args.width, "upsample": args.upsample, "regions": REGIONS,
+                     "args": vars(args)},
                     out / "last.pt")
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
 

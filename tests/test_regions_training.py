@@ -1,0 +1,86 @@
+"""Training and export of the garment-region network, run as a user runs them, on the real photos."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, SHARED, need
+
+
+def run(cmd, check=0):
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == check, f"exit {proc.returncode}\nstdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def street():
+    return need(SHARED / "street-photos" / "train", "the shared street photos")
+
+
+@pytest.fixture(scope="module")
+def catalogue():
+    return need(SHARED / "product-photos-train", "the shared catalogue photos")
+
+
+class DressAndSkin(torch.nn.Module):
+    """A teacher that sees a person (skin and hair in the top fifth) in a dress (everything else)."""
+
+    def forward(self, x):
+        from train.regions import REGIONS
+        logits = torch.zeros(x.shape[0], len(REGIONS), *x.shape[2:])
+        logits[:, REGIONS.index("dress")] = 1
+        logits[:, REGIONS.index("person"), :x.shape[2] // 5] = 2
+        return logits
+
+
+def test_a_catalogue_shot_s_folder_corrects_its_teacher_s_dress(catalogue):
+    from train.regions import IGNORE, REGIONS, worn_photos
+    for folder, dress_becomes in [("top", REGIONS.index("upper")), ("trousers", IGNORE)]:
+        photos, masks = worn_photos([catalogue / folder], DressAndSkin(), limit=3)
+        assert len(photos) == 3 and all(m.shape == p.shape[:2] for p, m in zip(photos, masks))
+        codes = np.concatenate([m.ravel() for m in masks])
+        assert set(np.unique(codes)) == {dress_becomes, REGIONS.index("person")}, folder
+
+
+def test_a_short_region_run_exports_a_network_the_runtime_uses(street, catalogue, tmp_path):
+    from fashion_edge.garments import RegionFinder
+    quick = ["--photos", street, "--limit", "48", "--val-photos", "8", "--epochs", "1", "--size", "64",
+             "--alone", catalogue / "bag"]
+    run([sys.executable, "-m", "train.regions"] + quick + ["--output", tmp_path / "teacher"])
+    run([sys.executable, "-m", "train.regions"] + quick + ["--worn", catalogue / "top", "--worn-limit", "8",
+        "--teacher", tmp_path / "teacher" / "last.pt", "--init", tmp_path / "teacher" / "last.pt", "--output", tmp_path / "run"])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics[-1]["epoch"] == 1 and "upper" in metrics[-1]["val_iou"]
+    run([sys.executable, "-m", "export.regions_to_onnx", tmp_path / "run" / "last.pt", "--output", tmp_path / "r.onnx"])
+    finder = RegionFinder(tmp_path / "r.onnx")
+    assert "--worn" in finder.session.get_modelmeta().custom_metadata_map["recipe"]
+    photo = np.full((480, 320, 3), 128, np.uint8)
+    assert finder.scores(photo).shape == (len(finder.names), 256, 171)
+
+
+def test_worn_shots_without_a_teacher_are_a_usage_error(street, catalogue, tmp_path):
+    proc = run([sys.executable, "-m", "train.regions", "--photos", street, "--worn", catalogue / "top",
+                "--output", tmp_path], check=2)
+    assert proc.stderr.strip().endswith("error: --worn needs --teacher, the region network that labels those photos")
+    assert not list(tmp_path.iterdir())
+
+
+def test_region_scores_are_scaled_up_as_training_scaled_them():
+    import torch.nn.functional as F
+    from fashion_edge.garments import upsampled
+    scores = np.random.default_rng(0).integers(0, 256, (8, 12, 9)).astype(np.uint8)
+    torch_up = F.interpolate(torch.from_numpy(scores.astype(np.float32))[None], scale_factor=4.0, mode="bilinear")[0]
+    assert np.array_equal(upsampled(scores), torch_up.numpy())
+
+
+def test_the_recipe_in_a_region_model_reruns_the_same_training(tmp_path):
+    import shlex
+    from export.regions_to_onnx import recipe
+    from train.regions import parse_args
+    args = vars(parse_args(["--photos", "p", "--output", str(tmp_path), "--no-recalibrate", "--alone", "a",
+                            "--alone", "b", "--worn", "w", "--teacher", "t.pt", "--upsample", "bilinear"]))
+    assert vars(parse_args(shlex.split(recipe(args))[3:])) == args
