@@ -271,12 +271,12 @@ def area_resized(image, w, h):
     here the weights are whole 4096ths, so every sum is a whole number under 2**24, which float32
     holds exactly in any order of addition: every CPU gets the same pixels."""
     rows, row_weights = area_weights(image.shape[0], h)
-    out = rounded_down(np.einsum("ik,ik...->i...", row_weights, image.astype(np.float32)[rows]))
+    out = whole_levels(np.einsum("ik,ik...->i...", row_weights, image.astype(np.float32)[rows]))
     cols, col_weights = area_weights(image.shape[1], w)
-    return rounded_down(np.einsum("jk,ijk...->ij...", col_weights, out[:, cols])).astype(np.uint8)
+    return whole_levels(np.einsum("jk,ijk...->ij...", col_weights, out[:, cols])).astype(np.uint8)
 
 
-def rounded_down(sums):
+def whole_levels(sums):
     """Sums weighted in 4096ths, back to whole levels, rounded to the nearest (exact: 4096 is a power of 2)."""
     return np.floor((sums + 2048) / 4096)
 

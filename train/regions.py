@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from fashion_edge.garments import RUN_SIDE
+from fashion_edge.garments import network_input
 from train.train import positive, save_atomic
 
 # The masks' codes, in order; the runtime reads these names from the ONNX file's metadata.
@@ -167,7 +167,6 @@ def worn_photos(folders, teacher, limit):
 @torch.no_grad()
 def regions_at_runtime_size(model, photo):
     """uint8 region codes [h, w] of a BGR photo seen as the runtime sees it, at RUN_SIDE on its long side."""
-    from fashion_edge.garments import network_input
     model.eval()
     x, (h, w) = network_input(photo)
     return model(torch.from_numpy(x))[0].argmax(0).numpy()[:h, :w].astype(np.uint8)
@@ -244,12 +243,6 @@ def class_weights(masks):
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
 
-def padded(photo):
-    """A photo padded at the bottom and right to multiples of 16, as the network needs."""
-    h, w = photo.shape[:2]
-    return cv2.copyMakeBorder(photo, 0, -h % 16, 0, -w % 16, cv2.BORDER_REPLICATE)
-
-
 def iou(codes_of, photos, masks):
     """Per-region intersection over union on whole photos; codes_of(photo) gives a photo's region
     codes as the runtime sees it (see regions_at_runtime_size)."""
@@ -273,9 +266,7 @@ def recalibrate(model, photos):
             module.momentum = None  # a plain average over all the photos
     model.train()
     for photo in photos:
-        scale = RUN_SIDE / max(photo.shape[:2])
-        small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        model(torch.from_numpy(padded(small).astype(np.float32) / 255).permute(2, 0, 1)[None])
+        model(torch.from_numpy(network_input(photo)[0]))
 
 
 def training_sets(args):
