@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
+from onnx import numpy_helper
 import onnxruntime as ort
 import torch
 
@@ -66,15 +67,18 @@ def calibration_photos(train_args, count, seed=0):
 
 
 def integer_output(path):
-    """The quantized graph without its last DequantizeLinear: scores come out as the uint8 they are."""
+    """The quantized graph without its last DequantizeLinear: scores come out as the uint8 they are.
+    Returns the logits one step of them is worth (that DequantizeLinear's scale)."""
     graph = onnx.load(path)
     last = next(n for n in graph.graph.node if n.output[0] == "scores")
+    scale = next(numpy_helper.to_array(i) for i in graph.graph.initializer if i.name == last.input[1])
     feeding = last.input[0]
     graph.graph.node.remove(last)
     for node in graph.graph.node:
         node.output[:] = ["scores" if o == feeding else o for o in node.output]
     graph.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.UINT8
     onnx.save(graph, path)
+    return float(scale)
 
 
 def held_out_iou(path, train_args):
@@ -107,10 +111,10 @@ def main(argv=None):
         print(f"quantizing, calibrated on {args.calibration_size} photos of people", file=sys.stderr)
         feeds = [{"bgr": network_input(photo)[0]} for photo in calibration_photos(ckpt["args"], args.calibration_size)]
         quantize(fp32, Path(int8), feeds, symbolic_shapes=False)
-        integer_output(int8)
+        output = {**OUTPUT, "logit_step": integer_output(int8)}
         iou = {"fp32": metrics[-1].get("val_iou"), "int8": held_out_iou(int8, ckpt["args"])}
         graph = onnx.load(int8)
-        meta = {"regions": json.dumps(ckpt["regions"]), "input": json.dumps(INPUT), "output": json.dumps(OUTPUT),
+        meta = {"regions": json.dumps(ckpt["regions"]), "input": json.dumps(INPUT), "output": json.dumps(output),
                 "val_iou": json.dumps(iou["int8"]), "epochs": str(metrics[-1]["epoch"]), "recipe": recipe(ckpt["args"]),
                 "trained_on": "street-photos/train (Clothing Co-Parsing, Apache-2.0 as declared by its uploader); "
                               "garments alone from clothing-photos-train (CC0) and product-photos-train (MIT as declared)"}

@@ -23,6 +23,9 @@ UNKNOWN = "unknown"
 # on photos for ten times the inference, still small beside preprocessing; the webcam takes one,
 # since it averages over frames instead.
 DEFAULT_VIEWS = MAX_VIEWS
+# A garment alone nearest an out-of-class prototype is unknown unless its answer is likelier than
+# all the others together (see Model.out_of_class).
+SURE = 0.5
 
 
 @dataclass
@@ -142,7 +145,8 @@ class Classifier:
         embedding is its main garment's, the one its Prediction's top-level fields describe."""
         probs, embedding = self.outputs([g for p in prepared for g in p.garments or [p]])
         starts = np.cumsum([0] + [len(p.garments or [p]) for p in prepared])
-        predictions = [self.decide(probs[a:b], p) for a, b, p in zip(starts, starts[1:], prepared)]
+        unknown = self.model.out_of_class(embedding)
+        predictions = [self.decide(probs[a:b], unknown[a:b], p) for a, b, p in zip(starts, starts[1:], prepared)]
         return predictions, embedding[starts[:-1]]
 
     def classify(self, prepared):
@@ -160,19 +164,21 @@ class Classifier:
         probs, embedding = self.model.run(np.stack([p.pixels for p in prepared])[:, None], self.views)
         return probs, unit(embedding - self.model.embedding_mean)
 
-    def decide(self, rows, prepared):
+    def decide(self, rows, unknown, prepared):
         """The Prediction that class probabilities make for a prepared input: rows [garments, classes],
-        one row for each of prepared.garments, or one row for a garment alone."""
-        answers = [self.name(row, g) for row, g in zip(rows, prepared.garments or [prepared])]
+        one row for each of prepared.garments, or one row for a garment alone; unknown [garments]
+        marks those whose embedding is nearest an out-of-class prototype (Model.out_of_class)."""
+        answers = [self.name(row, g, u) for row, g, u in zip(rows, prepared.garments or [prepared], unknown)]
         listed = [{k: a[k] for k in ("label", "class_id", "confidence", "box")} for a in answers if a["box"]]
         return Prediction(**answers[0], garments=listed)
 
-    def name(self, probs, garment):
+    def name(self, probs, garment, unknown=False):
         """{"label", "class_id", "confidence", "top_k", "box"} for one garment's probabilities [classes].
 
         On a person the garment's region limits its classes (an upper-body garment is no trouser)
         and the confidence is the share of the allowed classes' probability; an out-of-class
-        region (a skirt, shorts) is unknown whatever the classifier thinks.
+        region (a skirt, shorts) is unknown whatever the classifier thinks, and so is a garment
+        alone nearest an out-of-class prototype (unknown) unless the answer is sure.
         """
         allowed = list(CLASSES[garment.region.name] if garment.region else range(len(probs)))
         share = probs
@@ -182,7 +188,9 @@ class Classifier:
         order = [int(i) for i in np.argsort(share)[::-1][:self.top_k] if i in allowed or not allowed]
         top = [{"label": self.labels[i], "class_id": i, "confidence": round(float(share[i]), 4)} for i in order]
         best = order[0]
-        confident = garment.found and bool(allowed) and share[best] >= self.min_confidence
+        # On a person the garment's region says what it may be; the prototypes judge garments alone.
+        unknown = unknown and garment.region is None and share[best] < SURE
+        confident = garment.found and bool(allowed) and share[best] >= self.min_confidence and not unknown
         return {"label": self.labels[best] if confident else UNKNOWN, "class_id": best if confident else None,
                 "confidence": round(float(share[best]), 4), "top_k": top,
                 "box": [int(v) for v in garment.box] if garment.found else None}

@@ -2,7 +2,8 @@
 
 The network marks each pixel as background, one of six garment regions, or the person's skin
 and hair. A person is in view when enough of the photo is skin or hair; then every garment
-region big enough becomes a mask and a box, and the classifier names each (see Classifier).
+region on the person, big enough and clearly won, becomes a mask and a box, and the classifier
+names each (see Classifier).
 Without a person the photo is one garment alone, found by preprocess.prepare as before.
 """
 import json
@@ -19,7 +20,9 @@ REGION_MODEL = Path(__file__).parent / "models" / "garment-regions.onnx"
 RUN_SIDE = 256      # the network sees the photo at this long side: a garment over 1% is then 650+ pixels
 MIN_PERSON = 0.01   # share of the photo that must be skin or hair for a person to be in view,
 MIN_SKIN = 0.06     # and share of the figure (all that is not background): stray skin-coloured pixels on a garment are no person
-MIN_GARMENT = 0.01  # a garment region smaller than this share of the photo is not listed
+MIN_GARMENT = 0.01  # a garment region smaller than this share of the photo is not listed,
+MIN_CARRIED = 0.015  # nor footwear or a bag under this: on street photos most of those were false
+MIN_LEAD = 0.8      # logits: a region (after the main garment) that wins its pixels by less, on average, is a guess
 SPECK = 0.2         # parts of a region smaller than this share of its largest part are specks, not garment
 # The classes each region may be. An out-of-class region (a skirt, shorts) is listed as unknown.
 CLASSES = {"upper": (0, 2, 4, 6), "lower": (1,), "dress": (3,), "footwear": (5, 7, 9), "bag": (8,), "out-of-class": ()}
@@ -34,6 +37,7 @@ class Region:
     mask: np.ndarray    # uint8 [h, w] at the network's size, 255 = this garment
     box: tuple          # (x, y, w, h) in the photo given to find()
     area: float         # share of the photo
+    lead: float         # how far, on average over its pixels, the region's score is above the runner-up's, in logits
 
 
 class RegionFinder:
@@ -43,9 +47,10 @@ class RegionFinder:
         meta = self.session.get_modelmeta().custom_metadata_map
         try:
             self.names = json.loads(meta["regions"])
-            json.loads(meta["output"])
-        except (KeyError, ValueError):
-            raise ModelError(f"{self.path}: no 'regions' and 'output' metadata; export it with export.regions_to_onnx") from None
+            self.logit_step = float(json.loads(meta["output"])["logit_step"])
+        except (KeyError, ValueError, TypeError):
+            raise ModelError(f"{self.path}: no 'regions' and 'output' metadata with its logit_step; "
+                             "export it with export.regions_to_onnx") from None
         self.input_name = self.session.get_inputs()[0].name
 
     def scores(self, bgr):
@@ -60,20 +65,36 @@ class RegionFinder:
 
     def regions_of(self, scores, h, w):
         """find()'s Regions from the network's scores [regions, h', w'] of an h x w photo."""
-        codes = scores.argmax(0)
+        best = scores.argmax(0)
+        codes = on_the_person(best.astype(np.uint8), self.names.index("background"))
         share = np.bincount(codes.ravel(), minlength=len(self.names)) / codes.size
         if not person_in_view(share, self.names):
             return []
+        runners_up = scores.copy()
+        np.put_along_axis(runners_up, best[None], -np.inf, 0)
+        # Upsampled scores are whole 64ths, so these float64 sums are exact in any order: every CPU agrees.
+        lead = (scores.max(0) - runners_up.max(0)).astype(np.float64)
         regions = []
         for name in CLASSES:
-            code = self.names.index(name)
-            if share[code] < MIN_GARMENT:  # specks removed can only make it smaller
+            code, least = self.names.index(name), MIN_CARRIED if name in CARRIED else MIN_GARMENT
+            if share[code] < least:  # specks removed can only make it smaller
                 continue
             mask = without_specks((codes == code).astype(np.uint8) * 255)
-            area = np.count_nonzero(mask) / mask.size
-            if area >= MIN_GARMENT:
-                regions.append(Region(name, mask, box_of(mask, w, h), area))
-        return sorted(regions, key=lambda r: (r.name in CARRIED, -r.area))
+            pixels = mask > 0
+            area = np.count_nonzero(pixels) / mask.size
+            if area >= least:
+                regions.append(Region(name, mask, box_of(mask, w, h), area,
+                                      lead[pixels].sum() / np.count_nonzero(pixels) * self.logit_step))
+        regions.sort(key=lambda r: (r.name in CARRIED, -r.area))
+        return regions[:1] + [r for r in regions[1:] if r.lead >= MIN_LEAD]
+
+
+def on_the_person(codes, background):
+    """Region codes with the figure's specks (see without_specks) made background, the figure being
+    all that is not background: a patch of wall or a car taken for a coat is no garment the person
+    wears. Large parts all stay, since a white garment on a white backdrop can split the figure."""
+    figure = without_specks((codes != background).astype(np.uint8) * 255)
+    return np.where(figure > 0, codes, np.uint8(background))
 
 
 def person_in_view(share, names):

@@ -67,11 +67,33 @@ class Model:
         # Embeddings are ReLU features, all in one orthant: centred on the training images' mean
         # before they are compared, they tell look-alikes apart better (docs/experiments.md).
         self.embedding_mean = np.asarray(json.loads(self.metadata.get("embedding_mean", "0")), np.float32)
+        self.prototypes = self.read_prototypes()
         self.input_name = self.session.get_inputs()[0].name
         outputs = [o.name for o in self.session.get_outputs()]
         if outputs[:2] != ["probabilities", "embedding"]:
             raise ModelError(f"{self.path}: outputs {outputs}, not probabilities and embedding; "
                              "export the model with export.to_onnx")
+
+    def read_prototypes(self):
+        """(garment prototypes [G, D], out-of-class prototypes [O, D]) from export.unknown_prototypes, or None."""
+        if "unknown_prototypes" not in self.metadata:
+            return None
+        try:
+            entry = json.loads(self.metadata["unknown_prototypes"])
+            return np.asarray(entry["garment"], np.float64), np.asarray(entry["out_of_class"], np.float64)
+        except (KeyError, TypeError, ValueError):
+            raise ModelError(f"{self.path}: its 'unknown_prototypes' metadata is unreadable; "
+                             "write it again with export.unknown_prototypes") from None
+
+    def out_of_class(self, embeddings):
+        """Whether each centred unit embedding [N, D] is nearer an out-of-class prototype (a sock, a
+        hat) than any garment's: such a garment is likely none of the classes. All False for a
+        model without prototypes."""
+        if self.prototypes is None:
+            return np.zeros(len(embeddings), bool)
+        garment, out_of_class = self.prototypes
+        embeddings = np.asarray(embeddings, np.float64)  # so that only a tie to 1e-15 could read differently on another CPU
+        return (embeddings @ out_of_class.T).max(1) > (embeddings @ garment.T).max(1)
 
     def run(self, pixels, views=1):
         """float32 [N, 1, 28, 28] in [0, 1] -> (probabilities [N, classes], embedding [N, D]).
@@ -86,7 +108,8 @@ class Model:
 
     def info(self):
         import onnxruntime as ort
-        meta = {k: v for k, v in self.metadata.items() if k not in ("labels", "input", "min_confidence", "embedding_mean")}
+        shown_apart = ("labels", "input", "min_confidence", "embedding_mean", "unknown_prototypes")
+        meta = {k: v for k, v in self.metadata.items() if k not in shown_apart}
         return {"model_path": str(self.path), "labels": self.labels, "input": self.input_convention,
                 "test_accuracy": float(meta.pop("test_accuracy", "nan")), "min_confidence": self.min_confidence,
                 "metadata": meta, "onnxruntime": ort.__version__, "providers": self.session.get_providers(),

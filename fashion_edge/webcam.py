@@ -76,7 +76,7 @@ def classify(clf, prepared, recent):
     probs, embedding = clf.outputs(garments)
     recent.append(dict(zip(keys, probs)))
     smoothed = [np.mean([r[k] for r in recent if k in r], axis=0) for k in keys]
-    return clf.decide(np.stack(smoothed), prepared), embedding[0]
+    return clf.decide(np.stack(smoothed), clf.model.out_of_class(embedding), prepared), embedding[0]
 
 
 def title(prediction):

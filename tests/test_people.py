@@ -13,7 +13,8 @@ STREET_DEV = SHARED / "street-photos" / "dev"
 # Floors well under what the shipped models score on the street development photos (see the
 # garment-region model card) and well over a classifier that sees the whole person as one
 # garment (45% largest garment right, 24% of garments found): losing the person path fails.
-LARGEST_FLOOR, FOUND_FLOOR, MATCHING_FLOOR = 0.45, 0.50, 0.40
+# Reported garments match one 70% of the time, 55% without the rules that drop guesses.
+LARGEST_FLOOR, FOUND_FLOOR, MATCHING_FLOOR = 0.45, 0.50, 0.62
 CARRIED = (5, 7, 8, 9)  # sandals, sneakers, bags, ankle boots
 
 
@@ -71,6 +72,17 @@ def test_street_photos_score_above_the_floors(street_dev):
     assert result["reported_matching"] >= MATCHING_FLOOR
 
 
+def test_a_patch_apart_from_the_person_is_no_garment_they_wear():
+    from fashion_edge.garments import on_the_person
+    codes = np.zeros((120, 80), np.uint8)
+    codes[10:110, 20:50] = 1  # the person's coat
+    codes[10:110, 52:78] = 1  # the rest of it, cut off by a white stripe the network took for backdrop
+    codes[2:7, 70:75] = 1     # a patch of wall the network took for a coat
+    kept = on_the_person(codes, background=0)
+    assert (kept[10:110, 20:78] == codes[10:110, 20:78]).all()
+    assert not kept[2:7, 70:75].any()
+
+
 def test_eval_people_without_labels_is_one_line(tmp_path):
     (tmp_path / "photos").mkdir()
     proc = run_cli("eval", "--people", tmp_path, check=1)
@@ -78,7 +90,8 @@ def test_eval_people_without_labels_is_one_line(tmp_path):
 
 
 def test_webcam_boxes_each_garment_of_a_person(street_dev, tmp_path):
-    photos = [cv2.imread(str(p)) for p in sorted((street_dev / "photos").glob("*.jpg"))[:4]]
+    # Framed from the head to the hips, each shows two garments or more: a top and trousers or a bag.
+    photos = [cv2.imread(str(street_dev / "photos" / name)) for name in ("0067.jpg", "0098.jpg", "0229.jpg", "0311.jpg")]
     clip = tmp_path / "people.avi"
     people_video(clip, photos, frames_per_item=5)
     proc = run_cli("webcam", "--source", clip, "--no-display", "--json", check=0)

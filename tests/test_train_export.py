@@ -12,7 +12,7 @@ import onnx
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, SHARED, need
 
 TRAIN = [sys.executable, "-m", "train.train"]
 EXPORT = [sys.executable, "-m", "export.to_onnx", "--limit", "1000"]
@@ -211,6 +211,31 @@ def test_a_model_file_rebuilds_the_checkpoint_it_was_exported_from(trained, tmp_
 
 def test_the_shipped_model_keeps_the_contract():
     check_contract(ROOT / "fashion_edge" / "models" / "fashion-cnn.onnx", batch=5)
+
+
+def test_prototypes_teach_a_model_file_unknown_and_change_no_other_answer(data_dir, tmp_path):
+    from fashion_edge.model import Model
+    catalogue = need(SHARED / "product-photos-dev", "the shared catalogue photos")
+    shipped, model = ROOT / "fashion_edge" / "models" / "fashion-cnn.onnx", tmp_path / "m.onnx"
+    model.write_bytes(shipped.read_bytes())
+    run([sys.executable, "-m", "export.unknown_prototypes", model, "--photos", catalogue, "--limit", "2",
+         "--fashion-mnist", "500", "--views", "1", "--data-dir", data_dir])
+    garment, out_of_class = Model(model).prototypes
+    # Fashion-MNIST's 10 classes and the 11 folders of garments; caps, shorts, a skirt and socks.
+    assert garment.shape == (21, 256) and out_of_class.shape == (4, 256)
+    assert np.allclose(np.linalg.norm(out_of_class, axis=1), 1, atol=1e-3)
+    pixels = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
+    assert np.array_equal(Model(model).run(pixels)[0], Model(shipped).run(pixels)[0])
+
+
+def test_prototypes_need_a_folder_of_no_class_and_say_so_before_the_work(tmp_path):
+    shipped, model = ROOT / "fashion_edge" / "models" / "fashion-cnn.onnx", tmp_path / "m.onnx"
+    model.write_bytes(shipped.read_bytes())
+    (tmp_path / "set" / "shirt").mkdir(parents=True)
+    (tmp_path / "set" / "README.md").write_text("| folder | ids |\n| --- | --- |\n| shirt | 6 Shirt |\n")
+    proc = run([sys.executable, "-m", "export.unknown_prototypes", model, "--photos", tmp_path / "set"], check=1)
+    assert proc.stderr.count("\n") == 1 and "no --photos folder is mapped to no class" in proc.stderr
+    assert model.read_bytes() == shipped.read_bytes()
 
 
 def check_contract(path, batch):
