@@ -58,6 +58,14 @@ def class_prototypes(model, count, data_dir=None):
     return [unit(rows[labels == c].mean(0)) for c in np.unique(labels)]
 
 
+def with_this_step(recipe, args):
+    """The model's recipe with this command as its last step, in place of any earlier run of it."""
+    step = "python -m export.unknown_prototypes OUT " + " ".join(f"--photos {p}" for p in args.photos)
+    step += f" --fashion-mnist {args.fashion_mnist} --views {args.views}" + (f" --limit {args.limit}" if args.limit else "")
+    earlier = recipe.split("; python -m export.unknown_prototypes")[0]
+    return f"{earlier}; {step}" if earlier else step
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -73,10 +81,11 @@ def main(argv=None):
         garment, out_of_class = garment + more[0], out_of_class + more[1]
     model = onnx.load(args.model)
     rounded = lambda rows: [[round(float(v), 4) for v in row] for row in rows]
-    entry = json.dumps({"garment": rounded(garment), "out_of_class": rounded(out_of_class)})
-    kept = [(p.key, p.value) for p in model.metadata_props if p.key != "unknown_prototypes"]
+    meta = {p.key: p.value for p in model.metadata_props}
+    meta["unknown_prototypes"] = json.dumps({"garment": rounded(garment), "out_of_class": rounded(out_of_class)})
+    meta["recipe"] = with_this_step(meta.get("recipe", ""), args)
     del model.metadata_props[:]
-    for key, value in kept + [("unknown_prototypes", entry)]:
+    for key, value in meta.items():
         model.metadata_props.add(key=key, value=value)
     with files.replacing(args.model) as tmp:
         onnx.save(model, str(tmp))

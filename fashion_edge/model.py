@@ -112,5 +112,7 @@ class Model:
         meta = {k: v for k, v in self.metadata.items() if k not in shown_apart}
         return {"model_path": str(self.path), "labels": self.labels, "input": self.input_convention,
                 "test_accuracy": float(meta.pop("test_accuracy", "nan")), "min_confidence": self.min_confidence,
+                "unknown_prototypes": None if self.prototypes is None else
+                {"garment": len(self.prototypes[0]), "out_of_class": len(self.prototypes[1])},
                 "metadata": meta, "onnxruntime": ort.__version__, "providers": self.session.get_providers(),
                 "cpu": cpu.summary()}

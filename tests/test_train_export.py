@@ -220,6 +220,8 @@ def test_prototypes_teach_a_model_file_unknown_and_change_no_other_answer(data_d
     model.write_bytes(shipped.read_bytes())
     run([sys.executable, "-m", "export.unknown_prototypes", model, "--photos", catalogue, "--limit", "2",
          "--fashion-mnist", "500", "--views", "1", "--data-dir", data_dir])
+    recipe = Model(model).metadata["recipe"]
+    assert recipe.startswith("python") and recipe.endswith(f"--photos {catalogue} --fashion-mnist 500 --views 1 --limit 2")
     garment, out_of_class = Model(model).prototypes
     # Fashion-MNIST's 10 classes and the 11 folders of garments; caps, shorts, a skirt and socks.
     assert garment.shape == (21, 256) and out_of_class.shape == (4, 256)
