@@ -31,19 +31,8 @@ ALONE_SIDE = 256  # garments alone are kept at this long side: the network never
 def load_model(checkpoint):
     """The RegionNet a train.regions checkpoint holds."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    model = RegionNet(ckpt["width"], len(ckpt["regions"]), ckpt.get("upsample", "bilinear"), ckpt.get("context", False))
+    model = RegionNet(ckpt["width"], len(ckpt["regions"]), ckpt.get("upsample", "bilinear"))
     model.load_state_dict(ckpt["model"])
-    return model
-
-
-def grown(model, state):
-    """model with state's weights; where one of model's tensors is larger (the context branch's new
-    inputs to up3), the rest is zero, so the grown network starts as the one state holds."""
-    own = model.state_dict()
-    for name, tensor in state.items():
-        own[name].zero_()
-        own[name][tuple(slice(0, n) for n in tensor.shape)] = tensor
-    model.load_state_dict(own)
     return model
 
 
@@ -56,11 +45,9 @@ class RegionNet(nn.Module):
 
     upsample: how the decoder doubles its maps. "nearest" copies values, which int8 arithmetic does
     alike on every CPU; onnxruntime's int8 "bilinear" rounds differently on ARM.
-    context: two more stride-2 stages after the encoder, whose view spans the whole photo, so that
-    each pixel's region can depend on the whole outfit (a dress's skirt on its bodice).
     """
 
-    def __init__(self, width=16, regions=len(REGIONS), upsample="bilinear", context=False):
+    def __init__(self, width=16, regions=len(REGIONS), upsample="bilinear"):
         super().__init__()
         w = width
         self.upsample = upsample
@@ -69,8 +56,7 @@ class RegionNet(nn.Module):
         self.down3 = nn.Sequential(block(2 * w, 3 * w, 2), block(3 * w, 3 * w))  # [N, 3w, H/8, W/8]
         self.down4 = nn.Sequential(block(3 * w, 4 * w, 2), block(4 * w, 4 * w),
                                    block(4 * w, 4 * w))                          # [N, 4w, H/16, W/16]
-        self.context = nn.Sequential(block(4 * w, 4 * w, 2), block(4 * w, 4 * w, 2)) if context else None  # [N, 4w, H/64, W/64]
-        self.up3 = block(4 * w + 3 * w + (4 * w if context else 0), 3 * w)     # [N, 3w, H/8, W/8]
+        self.up3 = block(4 * w + 3 * w, 3 * w)                                   # [N, 3w, H/8, W/8]
         self.up2 = block(3 * w + 2 * w, 2 * w)                                   # [N, 2w, H/4, W/4]
         self.head = nn.Conv2d(2 * w, regions, 1)                                 # [N, 8, H/4, W/4]
 
@@ -80,10 +66,7 @@ class RegionNet(nn.Module):
         d2 = self.down2(d1)
         d3 = self.down3(d2)
         d4 = self.down4(d3)
-        inputs = [F.interpolate(d4, scale_factor=2.0, mode=self.upsample), d3]
-        if self.context is not None:
-            inputs.append(F.interpolate(self.context(d4), size=d3.shape[-2:], mode="nearest"))
-        u3 = self.up3(torch.cat(inputs, 1))
+        u3 = self.up3(torch.cat([F.interpolate(d4, scale_factor=2.0, mode=self.upsample), d3], 1))
         u2 = self.up2(torch.cat([F.interpolate(u3, scale_factor=2.0, mode=self.upsample), d2], 1))
         return self.head(u2)
 
@@ -100,8 +83,6 @@ def parse_args(argv=None):
     p.add_argument("--size", type=positive, default=192, help="side of the square training crops (a multiple of 16)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle AdamW schedule")
     p.add_argument("--width", type=positive, default=16)
-    p.add_argument("--context", action=argparse.BooleanOptionalAction, default=False,
-                   help="add two stride-2 stages that see the whole photo (see RegionNet); with --init, they start at zero")
     p.add_argument("--upsample", choices=["nearest", "bilinear"], default="nearest",
                    help="how the decoder doubles its maps: nearest gives the int8 export the same answers on every CPU")
     p.add_argument("--alone", action="append", default=[],
@@ -308,9 +289,9 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     val, (train_photos, train_masks), alone, weights = training_sets(args)
-    model = RegionNet(args.width, upsample=args.upsample, context=args.context)
+    model = RegionNet(args.width, upsample=args.upsample)
     if args.init:
-        grown(model, load_model(args.init).state_dict())
+        model.load_state_dict(load_model(args.init).state_dict())
     steps = args.epochs * ((len(train_photos) + min(len(train_photos), len(alone[0]))) // args.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=steps)
@@ -334,8 +315,8 @@ def main(argv=None):
             model.train()
         metrics.append(row)
         print(json.dumps(row), flush=True)
-        save_atomic({"model": model.state_dict(), "width": args.width, "upsample": args.upsample,
-                     "context": args.context, "regions": REGIONS, "args": vars(args)},
+        save_atomic({"model": model.state_dict(), "width": args.width, "upsample": args.upsample, "regions": REGIONS,
+                     "args": vars(args)},
                     out / "last.pt")
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
 
