@@ -28,6 +28,7 @@ import torch
 from fashion_edge import dataset, files
 from fashion_edge.model import MAX_VIEWS, view_batch
 from fashion_edge.timing import percentiles, time_calls
+from train.average import history
 from train.model import from_checkpoint
 from train.train import load_checkpoint, positive
 
@@ -83,17 +84,6 @@ def export_fp32(model, path):
     onnx.checker.check_model(str(path))
 
 
-def as_flags(train_args):
-    """A checkpoint's train.py arguments as the flags that give them back (a switch that was on is bare)."""
-    # `is` tests: 0 == False, and --erase 0 must not be dropped for the default to creep back in.
-    flags = []
-    for k, value in train_args.items():
-        for v in value if isinstance(value, list) else [value]:  # a repeatable flag, once per item
-            if v is not None and v is not False and k not in ("resume", "data_dir"):
-                flags.append(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}"))
-    return " ".join(flags)
-
-
 def quantize(fp32_path, int8_path, feeds, symbolic_shapes=True):
     """int8_path: fp32_path statically quantized, calibrated on feeds ({input name: array} each).
     symbolic_shapes=False for graphs whose shapes onnxruntime cannot infer (the region network's)."""
@@ -109,6 +99,7 @@ def quantize(fp32_path, int8_path, feeds, symbolic_shapes=True):
 
     prepared = int8_path.with_name(int8_path.name + ".pre.onnx")
     quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=not symbolic_shapes)
+    onnx.save(additions_as_sums(onnx.load(str(prepared))), str(prepared))
     # Softmax stays in float: quantized probabilities come in steps of 1/255, too coarse for a
     # confidence threshold and a sum of 1, and it costs nothing at 10 values.
     in_float, floats = [], set()
@@ -123,6 +114,19 @@ def quantize(fp32_path, int8_path, feeds, symbolic_shapes=True):
                     reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     nodes_to_exclude=in_float)
     prepared.unlink()
+
+
+def additions_as_sums(model):
+    """The model with each addition of two activations (the residual connections) as Sum, which
+    onnxruntime runs in float between the int8 layers. As Add it becomes an int8 QLinearAdd,
+    which rounds differently on ARM than on x86: most worn garments' confidences moved in the
+    third decimal on a Raspberry Pi. A float sum, and quantizing it again, round by IEEE rules,
+    the same on every CPU."""
+    constants = {tensor.name for tensor in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Add" and not constants & set(node.input):
+            node.op_type = "Sum"
+    return model
 
 
 def session(path):
@@ -171,17 +175,9 @@ def embedding_mean(path, images, batch=1000):
 
 def recipe(ckpt, args):
     """The commands that made the checkpoint, and this export, as one line for the model's metadata."""
-    if "recipe" in ckpt:  # rebuilt from an exported model by export.from_onnx: its history goes first
-        steps = [ckpt["recipe"], ckpt["recover_command"]]
-    else:
-        steps = [f"python -m train.train {as_flags(ckpt.get('args', {}))}"]
-    if "averaged_with" in ckpt:  # made by train.average from the run that was fine-tuned and the fine-tuning
-        start = ckpt.get("start_recipe") or f"python -m train.train {as_flags(ckpt['averaged_with'])}"
-        steps = [start, *steps, ckpt["average_command"]]
     # --limit goes into the recipe: the accuracy recorded beside it is then of those images only.
-    steps.append(f"python -m export.to_onnx --checkpoint CKPT --output OUT{' --quantize' if args.quantize else ''}"
-                 f" --min-confidence {args.min_confidence}" + (f" --limit {args.limit}" if args.limit else ""))
-    return "; ".join(steps)
+    return "; ".join([history(ckpt), f"python -m export.to_onnx --checkpoint CKPT --output OUT{' --quantize' if args.quantize else ''}"
+                      f" --min-confidence {args.min_confidence}" + (f" --limit {args.limit}" if args.limit else "")])
 
 
 def check_parity(model, fp32, pixels):

@@ -1,4 +1,6 @@
 """The shipped model files: int8 arithmetic that gives the same answers on every CPU, and an fp32 twin."""
+from collections import Counter
+
 import numpy as np
 import onnx
 from onnx import numpy_helper
@@ -37,6 +39,18 @@ def test_no_two_int8_products_can_overflow_16_bits():
         two_largest = np.sort(np.abs(rows), axis=1)[:, -2:].sum(1)
         worst = int(two_largest.max()) * act_max
         assert worst <= INT16_MAX, f"{name}: a pair of products can reach {worst}"
+
+
+def test_the_residual_additions_run_in_float(tmp_path):
+    # onnxruntime fuses an int8 addition into QLinearAdd, which rounds differently on ARM than
+    # on x86; the exporter writes the additions as Sum, which it keeps in float between int8 layers.
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    opts.optimized_model_filepath = str(tmp_path / "as-run.onnx")
+    ort.InferenceSession(str(MODELS / "fashion-cnn.onnx"), opts, providers=["CPUExecutionProvider"])
+    ops = Counter(node.op_type for node in onnx.load(opts.optimized_model_filepath).graph.node)
+    assert (ops["QLinearConv"], ops["QLinearAdd"], ops["Sum"]) == (21, 0, 9)
 
 
 def test_the_fp32_twin_is_the_same_network(data_dir):

@@ -54,8 +54,7 @@ def test_bf16_mixed_precision_learns_as_well_and_saves_float32_weights(trained, 
 
 
 def test_the_recipe_written_into_the_model_reruns_the_same_training(tmp_path):
-    from export.to_onnx import as_flags
-    from train.train import parse_args
+    from train.train import as_flags, parse_args
     args = vars(parse_args(["--bf16", "--erase", "0", "--width", "40", "--output", str(tmp_path)]))
     assert vars(parse_args(shlex.split(as_flags(args)))) == args
 
@@ -156,11 +155,17 @@ def test_a_fine_tuned_run_averaged_with_its_start_exports_with_the_whole_recipe(
     start, end, mid = (torch.load(p, weights_only=False)["model"] for p in (trained / "last.pt", tuned, average))
     w = "classifier.1.weight"
     assert torch.allclose(mid[w], (start[w] + end[w]) / 2) and not torch.equal(start[w], end[w])
-    out = tmp_path / "average.onnx"
-    run(EXPORT + ["--checkpoint", average, "--output", out])
+    # fine-tuned again from the average and averaged with it: the recipe keeps both rounds
+    again = tmp_path / "again" / "last.pt"
+    run(TRAIN + ["--epochs", "1", "--init", average, "--output", again.parent] + QUICK)
+    run(AVERAGE + [average, again, "--weight", "0.3", "--output", tmp_path / "twice.pt"])
+    out = tmp_path / "twice.onnx"
+    run(EXPORT + ["--checkpoint", tmp_path / "twice.pt", "--output", out])
     steps = {p.key: p.value for p in onnx.load(str(out)).metadata_props}["recipe"].split("; ")
-    assert [s.split()[2] for s in steps] == ["train.train", "train.train", "train.average", "export.to_onnx"]
+    assert [s.split()[2] for s in steps] == ["train.train", "train.train", "train.average", "train.train",
+                                             "train.average", "export.to_onnx"]
     assert f"--init {trained / 'last.pt'}" in steps[1] and "--init" not in steps[0]
+    assert f"--init {average}" in steps[3] and "--weight 0.3" in steps[4]
 
 
 def test_export_fp32_matches_torch_and_keeps_the_contract(trained, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from train.train import load_checkpoint, save_atomic
+from train.train import as_flags, load_checkpoint, save_atomic
 
 
 def main(argv=None):
@@ -32,12 +32,23 @@ def main(argv=None):
     # Batch-norm counters are integers and equal in meaning; they are taken from the tuned run.
     model = {k: torch.lerp(v, tuned["model"][k], args.weight) if v.is_floating_point() else tuned["model"][k]
              for k, v in start["model"].items()}
-    # A start read back from a model file by export.from_onnx carries the commands that made it.
-    start_recipe = "; ".join([start["recipe"], start["recover_command"]]) if "recipe" in start else None
     save_atomic(dict(model=model, args=tuned["args"], epoch=tuned["epoch"], averaged_with=start["args"],
-                     start_recipe=start_recipe, average_command=" ".join(["python -m train.average", *argv])),
+                     start_recipe=history(start), average_command=" ".join(["python -m train.average", *argv])),
                 Path(args.output))
     print(f"wrote {args.output}: {1 - args.weight:g} x {args.start} + {args.weight:g} x {args.tuned}", file=sys.stderr)
+
+
+def history(ckpt):
+    """The commands that made a checkpoint, oldest first, as one line: its training run, after the
+    history of the model file or average it started from, and the average that made it, if any."""
+    if "recipe" in ckpt:  # rebuilt from a model file by export.from_onnx: the file's recipe goes first
+        steps = [ckpt["recipe"], ckpt["recover_command"]]
+    else:
+        steps = [f"python -m train.train {as_flags(ckpt.get('args', {}))}"]
+    if "averaged_with" in ckpt:
+        steps = [ckpt.get("start_recipe") or f"python -m train.train {as_flags(ckpt['averaged_with'])}",
+                 *steps, ckpt["average_command"]]
+    return "; ".join(steps)
 
 
 if __name__ == "__main__":

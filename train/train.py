@@ -80,6 +80,17 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def as_flags(train_args):
+    """A checkpoint's train.py arguments as the flags that give them back (a switch that was on is bare)."""
+    # `is` tests: 0 == False, and --erase 0 must not be dropped for the default to creep back in.
+    flags = []
+    for k, value in train_args.items():
+        for v in value if isinstance(value, list) else [value]:  # a repeatable flag, once per item
+            if v is not None and v is not False and k not in ("resume", "data_dir"):
+                flags.append(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}"))
+    return " ".join(flags)
+
+
 def pick_device(name):
     if name != "auto":
         return torch.device(name)
