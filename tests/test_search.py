@@ -113,8 +113,11 @@ def test_a_missing_or_foreign_catalogue_is_one_line(shop, tmp_path):
 def test_an_interrupted_index_keeps_what_it_had_embedded(train_photos, tmp_path):
     from fashion_edge.catalog import Catalog
     catalog = tmp_path / "big.npz"
+    # Ctrl-C in a terminal reaches a process whose SIGINT is at its default; a test run started in
+    # the background (`pytest &`) would otherwise hand the command an ignored SIGINT.
     proc = subprocess.Popen([sys.executable, "-m", "fashion_edge", "index", train_photos, "--output", catalog,
-                             "--batch-size", "8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--batch-size", "8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     while not proc.stderr.readline().startswith("indexing: 3"):  # progress: a line at each tenth
         pass
     proc.send_signal(signal.SIGINT)
