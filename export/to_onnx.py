@@ -119,7 +119,7 @@ def quantize(fp32_path, int8_path, feeds, symbolic_shapes=True):
 def additions_as_sums(model):
     """The model with each addition of two activations (the residual connections) as Sum, which
     onnxruntime runs in float between the int8 layers. As Add it becomes an int8 QLinearAdd,
-    which rounds differently on ARM than on x86: most worn garments' confidences moved in the
+    which rounds differently on ARM than on x86: most photos' confidences moved in the
     third decimal on a Raspberry Pi. A float sum, and quantizing it again, round by IEEE rules,
     the same on every CPU."""
     constants = {tensor.name for tensor in model.graph.initializer}
