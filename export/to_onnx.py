@@ -156,12 +156,13 @@ def latency_ms(sess, pixels, runs=200):
     return percentiles(time_calls(lambda: sess.run(None, {"pixels": pixels[:1]}), runs))["p50"]
 
 
-def write_metadata(path, meta):
+def write_metadata(path, meta, output=None):
+    """The model at path with meta as its whole metadata, saved to output (default: path itself)."""
     model = onnx.load(str(path))
     del model.metadata_props[:]
     for key, value in meta.items():
         model.metadata_props.add(key=key, value=value if isinstance(value, str) else json.dumps(value))
-    onnx.save(model, str(path))
+    onnx.save(model, str(output or path))
 
 
 def embedding_mean(path, images, batch=1000):
@@ -176,8 +177,9 @@ def embedding_mean(path, images, batch=1000):
 def recipe(ckpt, args):
     """The commands that made the checkpoint, and this export, as one line for the model's metadata."""
     # --limit goes into the recipe: the accuracy recorded beside it is then of those images only.
-    return "; ".join([history(ckpt), f"python -m export.to_onnx --checkpoint CKPT --output OUT{' --quantize' if args.quantize else ''}"
-                      f" --min-confidence {args.min_confidence}" + (f" --limit {args.limit}" if args.limit else "")])
+    export = (f"python -m export.to_onnx --checkpoint CKPT --output OUT{' --quantize' if args.quantize else ''}"
+              f" --min-confidence {args.min_confidence}" + (f" --limit {args.limit}" if args.limit else ""))
+    return f"{history(ckpt)}; {export}"
 
 
 def check_parity(model, fp32, pixels):

@@ -13,12 +13,11 @@ The prototypes go into the file's metadata (`unknown_prototypes`), written atomi
 weights are untouched, so every other answer stays as it was.
 """
 import argparse
-import json
 import sys
 
 import numpy as np
-import onnx
 
+from export.to_onnx import write_metadata
 from fashion_edge import dataset, files, photos
 from fashion_edge.classifier import Classifier, unit
 from fashion_edge.model import MAX_VIEWS
@@ -79,16 +78,11 @@ def main(argv=None):
     for folder, mapping in zip(args.photos, mappings):
         more = photo_prototypes(clf, folder, mapping, args.limit)
         garment, out_of_class = garment + more[0], out_of_class + more[1]
-    model = onnx.load(args.model)
     rounded = lambda rows: [[round(float(v), 4) for v in row] for row in rows]
-    meta = {p.key: p.value for p in model.metadata_props}
-    meta["unknown_prototypes"] = json.dumps({"garment": rounded(garment), "out_of_class": rounded(out_of_class)})
-    meta["recipe"] = with_this_step(meta.get("recipe", ""), args)
-    del model.metadata_props[:]
-    for key, value in meta.items():
-        model.metadata_props.add(key=key, value=value)
+    meta = dict(clf.model.metadata, recipe=with_this_step(clf.model.metadata.get("recipe", ""), args),
+                unknown_prototypes={"garment": rounded(garment), "out_of_class": rounded(out_of_class)})
     with files.replacing(args.model) as tmp:
-        onnx.save(model, str(tmp))
+        write_metadata(args.model, meta, output=tmp)
     print(f"wrote {len(garment)} garment and {len(out_of_class)} out-of-class prototypes into {args.model}", file=sys.stderr)
 
 
