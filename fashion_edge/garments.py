@@ -29,6 +29,9 @@ CLASSES = {"upper": (0, 2, 4, 6), "lower": (1,), "dress": (3,), "footwear": (5, 
 # Never a person's main garment, so listed after what they wear: the network takes some dark
 # garments on a plain backdrop for a bag, and a large false bag would otherwise name the photo.
 CARRIED = ("footwear", "bag")
+# The upper-body region holds every layer (a coat and the top under it) while the main garment is
+# the largest single one: on whole people (their footwear in view) it counts at this share of its area.
+LAYERS = 0.8
 
 
 @dataclass
@@ -59,8 +62,8 @@ class RegionFinder:
         return upsampled(self.session.run(None, {self.input_name: x})[0][0])[:, :sh, :sw]
 
     def find(self, bgr):
-        """The garments of the person in a BGR photo: what they wear, largest first, then their
-        footwear and bags, largest first; [] when no person is in view."""
+        """The garments of the person in a BGR photo: what they wear, largest first (see LAYERS),
+        then their footwear and bags, largest first; [] when no person is in view."""
         return self.regions_of(self.scores(bgr), *bgr.shape[:2])
 
     def regions_of(self, scores, h, w):
@@ -85,7 +88,8 @@ class RegionFinder:
             if area >= least:
                 regions.append(Region(name, mask, box_of(mask, w, h), area,
                                       lead[pixels].sum() / np.count_nonzero(pixels) * self.logit_step))
-        regions.sort(key=lambda r: (r.name in CARRIED, -r.area))
+        layers = LAYERS if any(r.name == "footwear" for r in regions) else 1.0
+        regions.sort(key=lambda r: (r.name in CARRIED, -r.area * (layers if r.name == "upper" else 1.0)))
         return regions[:1] + [r for r in regions[1:] if r.lead >= MIN_LEAD]
 
 

@@ -83,6 +83,34 @@ def test_a_patch_apart_from_the_person_is_no_garment_they_wear():
     assert not kept[2:7, 70:75].any()
 
 
+def region_scores(names, feet):
+    """Scores [regions, 200, 100] of a drawn whole person: a head, a top over trousers 0.86 of its
+    size and, when feet, shoes."""
+    codes = np.full((200, 100), names.index("background"))
+    codes[10:30, 40:60] = names.index("person")
+    codes[30:100, 30:70] = names.index("upper")   # 2,800 pixels: every layer of the top
+    codes[100:180, 35:65] = names.index("lower")  # 2,400
+    if feet:
+        codes[180:192, 35:65] = names.index("footwear")
+    return (np.arange(len(names))[:, None, None] == codes).astype(np.float32) * 40
+
+
+def test_trousers_are_the_main_garment_of_a_whole_person_when_near_the_size_of_all_layers_above():
+    from fashion_edge.garments import RegionFinder
+    finder = RegionFinder()
+    whole = finder.regions_of(region_scores(finder.names, feet=True), 200, 100)
+    cut_off_above_the_feet = finder.regions_of(region_scores(finder.names, feet=False), 200, 100)
+    assert [r.name for r in whole] == ["lower", "upper", "footwear"]
+    assert [r.name for r in cut_off_above_the_feet] == ["upper", "lower"]
+
+
+def test_trousers_under_a_blazer_and_shirt_are_the_main_garment(street_dev, street_labels):
+    name = "0542.jpg"  # pants 13% of the photo, a blazer 10% over a shirt 1%
+    result = json.loads(run_cli("classify", street_dev / "photos" / name, "--json", check=0).stdout)
+    assert street_labels[name]["main"]["label"] == "pants"
+    assert result["label"] == "Trouser" and result["garments"][1]["label"] in ("Coat", "Pullover", "Shirt", "T-shirt/top")
+
+
 def test_eval_people_without_labels_is_one_line(tmp_path):
     (tmp_path / "photos").mkdir()
     proc = run_cli("eval", "--people", tmp_path, check=1)
