@@ -135,9 +135,11 @@ def person_path(clf, image, runs):
         p50 = lambda call: percentiles(time_calls(call, runs, warmup=3))["p50"]
         regions = clf.regions.find(image)
         prepared = garments.prepare(image, clf.regions)
-        scores = clf.regions.scores(image)
+        first, second = clf.regions.scores(image), clf.regions.scores(image, garments.SECOND_SIDE)
         stages = {"region network": p50(lambda: clf.regions.scores(image)),
-                  "masks and boxes": p50(lambda: clf.regions.regions_of(scores, *image.shape[:2])),
+                  "is a person in view": p50(lambda: clf.regions.codes_of(first.argmax(0))),
+                  "region network, larger": p50(lambda: clf.regions.scores(image, garments.SECOND_SIDE)),
+                  "masks and boxes": p50(lambda: clf.regions.regions_of(garments.averaged(first, second), *image.shape[:2])),
                   "render each garment": p50(lambda: [preprocess.render(image, r.mask, r.box) for r in regions]),
                   "classify every garment": p50(lambda: clf.classify([prepared]))}
         return {"garments": len(regions), "stage_ms": stages, "total_ms": sum(stages.values()),

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_edge import files, search
+from fashion_edge import files, garments, search
 
 FORMAT = 2
 NO_BOX = (-1, -1, -1, -1)
@@ -51,11 +51,12 @@ class Hit:
 
 
 def model_identity(clf):
-    """sha256 of the model file's bytes, and of the garment-region network's where the Classifier
-    looks for people: the same files give the same embeddings."""
+    """sha256 of the model file's bytes, and of the garment-region network's and the settings that
+    find a person's garments where the Classifier looks for people: the same give the same embeddings."""
     digest = hashlib.sha256(Path(clf.model.path).read_bytes())
     if clf.regions is not None:
         digest.update(Path(clf.regions.path).read_bytes())
+        digest.update(repr(garments.settings()).encode())
     return digest.hexdigest()
 
 

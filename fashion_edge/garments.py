@@ -17,7 +17,8 @@ from fashion_edge import preprocess
 from fashion_edge.model import ModelError, open_session
 
 REGION_MODEL = Path(__file__).parent / "models" / "garment-regions.onnx"
-RUN_SIDE = 256      # the network sees the photo at this long side: a garment over 1% is then 650+ pixels
+RUN_SIDE = 256      # the network sees the photo at this long side: a garment over 1% is then 650+ pixels,
+SECOND_SIDE = 320   # and where that shows a person, at this one too, the two averaged: fewer stray regions and dresses split
 MIN_PERSON = 0.01   # share of the photo that must be skin or hair for a person to be in view,
 MIN_SKIN = 0.06     # and share of the figure (all that is not background): stray skin-coloured pixels on a garment are no person
 MIN_GARMENT = 0.01  # a garment region smaller than this share of the photo is not listed,
@@ -56,26 +57,33 @@ class RegionFinder:
                              "export it with export.regions_to_onnx") from None
         self.input_name = self.session.get_inputs()[0].name
 
-    def scores(self, bgr):
-        """[regions, h, w] region scores, the larger the likelier, for a BGR photo seen at RUN_SIDE on its long side."""
-        x, (sh, sw) = network_input(bgr)
+    def scores(self, bgr, side=RUN_SIDE):
+        """[regions, h, w] region scores, the larger the likelier, for a BGR photo seen at `side` on its long side."""
+        x, (sh, sw) = network_input(bgr, side)
         return upsampled(self.session.run(None, {self.input_name: x})[0][0])[:, :sh, :sw]
 
     def find(self, bgr):
         """The garments of the person in a BGR photo: what they wear, largest first (see LAYERS),
         then their footwear and bags, largest first; [] when no person is in view."""
-        return self.regions_of(self.scores(bgr), *bgr.shape[:2])
+        scores = self.scores(bgr)
+        if not person_in_view(self.codes_of(scores.argmax(0))[1], self.names):
+            return []  # a garment alone costs one run of the network
+        return self.regions_of(averaged(scores, self.scores(bgr, SECOND_SIDE)), *bgr.shape[:2])
+
+    def codes_of(self, best):
+        """(each pixel's best region code, best, with the figure's specks made background; each code's share of the photo)."""
+        codes = on_the_person(best.astype(np.uint8), self.names.index("background"))
+        return codes, np.bincount(codes.ravel(), minlength=len(self.names)) / codes.size
 
     def regions_of(self, scores, h, w):
         """find()'s Regions from the network's scores [regions, h', w'] of an h x w photo."""
         best = scores.argmax(0)
-        codes = on_the_person(best.astype(np.uint8), self.names.index("background"))
-        share = np.bincount(codes.ravel(), minlength=len(self.names)) / codes.size
+        codes, share = self.codes_of(best)
         if not person_in_view(share, self.names):
             return []
         runners_up = scores.copy()
         np.put_along_axis(runners_up, best[None], -np.inf, 0)
-        # Upsampled scores are whole 64ths, so these float64 sums are exact in any order: every CPU agrees.
+        # Upsampled and averaged scores are whole 128ths, so these float64 sums are exact in any order: every CPU agrees.
         lead = (scores.max(0) - runners_up.max(0)).astype(np.float64)
         regions = []
         for name in CLASSES:
@@ -91,6 +99,12 @@ class RegionFinder:
         layers = LAYERS if any(r.name == "footwear" for r in regions) else 1.0
         regions.sort(key=lambda r: (r.name in CARRIED, -r.area * (layers if r.name == "upper" else 1.0)))
         return regions[:1] + [r for r in regions[1:] if r.lead >= MIN_LEAD]
+
+
+def settings():
+    """The values, besides the network, that decide what find() returns: a cache of its results
+    (a catalogue's embeddings) is stale when they change."""
+    return (RUN_SIDE, SECOND_SIDE, MIN_PERSON, MIN_SKIN, MIN_GARMENT, MIN_CARRIED, MIN_LEAD, SPECK, LAYERS, CLASSES, CARRIED)
 
 
 def on_the_person(codes, background):
@@ -125,11 +139,11 @@ def prepare(image, finder):
     return worn[0]
 
 
-def network_input(bgr):
-    """(float32 [1, 3, H, W] in [0, 1], (h, w)): a BGR photo scaled to RUN_SIDE on its long side,
+def network_input(bgr, side=RUN_SIDE):
+    """(float32 [1, 3, H, W] in [0, 1], (h, w)): a BGR photo scaled to `side` on its long side,
     h x w, then padded to multiples of 16 by repeating its edge, as the network takes it."""
     h, w = bgr.shape[:2]
-    scale = RUN_SIDE / max(h, w)
+    scale = side / max(h, w)
     sw, sh = max(16, round(w * scale)), max(16, round(h * scale))
     small = cv2.copyMakeBorder(preprocess.area_resized(bgr, sw, sh), 0, -sh % 16, 0, -sw % 16, cv2.BORDER_REPLICATE)
     return (small.astype(np.float32) / 255).transpose(2, 0, 1)[None], (sh, sw)
@@ -150,6 +164,14 @@ def upsampled(scores, factor=4):
         weight = (source - below).astype(np.float32).reshape(shape)
         out = np.take(out, below, axis) * (1 - weight) + np.take(out, above, axis) * weight
     return out
+
+
+def averaged(scores, larger):
+    """The mean of scores [C, h, w] and of scores of the same photo seen larger, [C, H, W], each
+    pixel taking the larger map's nearest one. Halves of whole 64ths: exact on every CPU."""
+    (_, h, w), (_, big_h, big_w) = scores.shape, larger.shape
+    rows, cols = (2 * np.arange(h) + 1) * big_h // (2 * h), (2 * np.arange(w) + 1) * big_w // (2 * w)
+    return (scores + larger[:, rows][:, :, cols]) / 2
 
 
 def without_specks(mask):
