@@ -23,7 +23,7 @@ MIN_PERSON = 0.01   # share of the photo that must be skin or hair for a person 
 MIN_SKIN = 0.06     # and share of the figure (all that is not background): stray skin-coloured pixels on a garment are no person
 MIN_GARMENT = 0.01  # a garment region smaller than this share of the photo is not listed,
 MIN_CARRIED = 0.015  # nor footwear or a bag under this: on street photos most of those were false
-MIN_LEAD = 0.8      # logits: a region (after the main garment) that wins its pixels by less, on average, is a guess
+MIN_LEAD = 0.9      # logits: a region (after the main garment) that wins its pixels by less, on average, is a guess
 SPECK = 0.2         # parts of a region smaller than this share of its largest part are specks, not garment
 # The classes each region may be. An out-of-class region (a skirt, shorts) is listed as unknown.
 CLASSES = {"upper": (0, 2, 4, 6), "lower": (1,), "dress": (3,), "footwear": (5, 7, 9), "bag": (8,), "out-of-class": ()}
