@@ -32,7 +32,13 @@ def load_model(checkpoint):
     """The RegionNet a train.regions checkpoint holds."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     model = RegionNet(ckpt["width"], len(ckpt["regions"]), ckpt.get("upsample", "bilinear"))
-    model.load_state_dict(ckpt["model"])
+    state = ckpt["model"]
+    if "down5.0.0.weight" not in state:  # a network from before the whole-figure stage: it adds nothing yet
+        new = model.state_dict()
+        up3 = new["up3.0.weight"].zero_()
+        up3[:, :state["up3.0.weight"].shape[1]] = state["up3.0.weight"]
+        state = {**{k: v for k, v in new.items() if k.startswith("down5")}, **state, "up3.0.weight": up3}
+    model.load_state_dict(state)
     return model
 
 
@@ -56,7 +62,8 @@ class RegionNet(nn.Module):
         self.down3 = nn.Sequential(block(2 * w, 3 * w, 2), block(3 * w, 3 * w))  # [N, 3w, H/8, W/8]
         self.down4 = nn.Sequential(block(3 * w, 4 * w, 2), block(4 * w, 4 * w),
                                    block(4 * w, 4 * w))                          # [N, 4w, H/16, W/16]
-        self.up3 = block(4 * w + 3 * w, 3 * w)                                   # [N, 3w, H/8, W/8]
+        self.down5 = nn.Sequential(block(4 * w, 4 * w, 2), block(4 * w, 4 * w))  # [N, 4w, H/32, W/32]
+        self.up3 = block(4 * w + 3 * w + 4 * w, 3 * w)                           # [N, 3w, H/8, W/8]
         self.up2 = block(3 * w + 2 * w, 2 * w)                                   # [N, 2w, H/4, W/4]
         self.head = nn.Conv2d(2 * w, regions, 1)                                 # [N, 8, H/4, W/4]
 
@@ -66,7 +73,9 @@ class RegionNet(nn.Module):
         d2 = self.down2(d1)
         d3 = self.down3(d2)
         d4 = self.down4(d3)
-        u3 = self.up3(torch.cat([F.interpolate(d4, scale_factor=2.0, mode=self.upsample), d3], 1))
+        # The whole figure in view: telling a dress from a long top over a skirt takes more than a torso's width.
+        d5 = F.interpolate(self.down5(d4), scale_factor=4.0, mode=self.upsample)[:, :, :d3.shape[2], :d3.shape[3]]
+        u3 = self.up3(torch.cat([F.interpolate(d4, scale_factor=2.0, mode=self.upsample), d3, d5], 1))
         u2 = self.up2(torch.cat([F.interpolate(u3, scale_factor=2.0, mode=self.upsample), d2], 1))
         return self.head(u2)
 
