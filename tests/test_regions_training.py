@@ -84,3 +84,21 @@ def test_the_recipe_in_a_region_model_reruns_the_same_training(tmp_path):
     args = vars(parse_args(["--photos", "p", "--output", str(tmp_path), "--no-recalibrate", "--alone", "a",
                             "--alone", "b", "--worn", "w", "--teacher", "t.pt", "--upsample", "bilinear"]))
     assert vars(parse_args(shlex.split(recipe(args))[3:])) == args
+
+
+def test_a_network_from_before_the_whole_figure_stage_starts_as_it_was(tmp_path):
+    from train.regions import REGIONS, RegionNet, load_model
+    torch.manual_seed(0)
+    state = RegionNet(width=4, upsample="nearest").state_dict()
+    old = {k: v for k, v in state.items() if not k.startswith("down5")}
+    old["up3.0.weight"] = old["up3.0.weight"][:, :4 * 4 + 3 * 4].clone()  # its decoder took d4 and d3 only
+    torch.save({"model": old, "width": 4, "regions": REGIONS, "upsample": "nearest"}, tmp_path / "last.pt")
+    model = load_model(tmp_path / "last.pt").eval()
+    x = torch.rand(1, 3, 80, 48)  # multiples of 16, not of 32
+    with torch.no_grad():
+        before = model.scores(x)
+        for p in model.down5.parameters():
+            p.add_(torch.randn_like(p))
+        after = model.scores(x)
+    assert before.shape == (1, len(REGIONS), 20, 12) and torch.equal(before, after)
+    assert torch.equal(model.up3[0].weight[:, :28], old["up3.0.weight"])
