@@ -35,7 +35,7 @@ def load_model(checkpoint):
     state = ckpt["model"]
     if "down5.0.0.weight" not in state:  # a network from before the whole-figure stage: it adds nothing yet
         new = model.state_dict()
-        up3 = new["up3.0.weight"].zero_()
+        up3 = torch.zeros_like(new["up3.0.weight"])
         up3[:, :state["up3.0.weight"].shape[1]] = state["up3.0.weight"]
         state = {**{k: v for k, v in new.items() if k.startswith("down5")}, **state, "up3.0.weight": up3}
     model.load_state_dict(state)
