@@ -102,3 +102,18 @@ def test_a_network_from_before_the_whole_figure_stage_starts_as_it_was(tmp_path)
         after = model.scores(x)
     assert before.shape == (1, len(REGIONS), 20, 12) and torch.equal(before, after)
     assert torch.equal(model.up3[0].weight[:, :28], old["up3.0.weight"])
+
+
+def test_street_crops_zoom_no_closer_than_zoom_and_plain_backdrop_crops_up_to_plain_zoom():
+    from train.regions import sample
+    photo = np.full((480, 320, 3), 128, np.uint8)
+    mask = np.zeros((480, 320), np.uint8)
+    mask[:, 140:180] = 1  # a figure 40 pixels wide, the photo's whole height
+    rng = np.random.default_rng(0)
+
+    def widest(plain_p):  # the figure's widest row over 40 crops of 192 pixels: 40 * 192 / 480 * zoom at most
+        crops = [sample(photo, mask, 192, rng, plain_p, zoom=1.6, plain_zoom=3.0)[1] for _ in range(40)]
+        return max(int((c > 0).sum(1).max()) for c in crops)
+
+    assert 20 <= widest(plain_p=0.0) <= 26
+    assert widest(plain_p=1.0) > 30

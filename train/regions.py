@@ -106,8 +106,12 @@ def parse_args(argv=None):
     p.add_argument("--dress-weight", type=float, default=1.0, help="multiplies the dress region's weight in the loss")
     p.add_argument("--recalibrate", action=argparse.BooleanOptionalAction, default=True,
                    help="measure batch-norm statistics again on whole photos after the last epoch")
+    p.add_argument("--zoom", type=float, default=3.0,
+                   help="largest zoom of a crop of people: 1 shows the photo's whole height in the crop, 3 a third of it")
     p.add_argument("--plain-background", type=float, default=0.4,
                    help="probability of putting the person on a plain backdrop, as catalogue shots are")
+    p.add_argument("--plain-zoom", type=float, default=3.0,
+                   help="largest zoom of a crop on a plain backdrop: catalogue shots come closer than a camera in the street")
     p.add_argument("--init", help="start from this last.pt's weights, not from scratch")
     p.add_argument("--val-photos", type=positive, default=40, help="photos held out to measure IoU")
     p.add_argument("--seed", type=int, default=1)
@@ -208,12 +212,12 @@ def plain_backdrop(photo, mask, rng):
     return np.where(keep, photo, backdrop).astype(np.uint8)
 
 
-def sample(photo, mask, size, rng, plain_p):
+def sample(photo, mask, size, rng, plain_p, zoom, plain_zoom):
     """One augmented square crop: zoomed anywhere from the whole person to a close-up of the upper body."""
     if rng.random() < plain_p:
-        photo = plain_backdrop(photo, mask, rng)
+        photo, zoom = plain_backdrop(photo, mask, rng), plain_zoom
     h, w = mask.shape
-    scale = size / h * rng.uniform(0.7, 3.0)
+    scale = size / h * rng.uniform(0.7, zoom)
     photo = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     mask = cv2.resize(mask, (photo.shape[1], photo.shape[0]), interpolation=cv2.INTER_NEAREST)
     pad = size
@@ -239,7 +243,8 @@ def batches(people, alone, args, rng):
     for start in range(0, len(order) - args.batch_size + 1, args.batch_size):
         crops = []
         for kind, i in (items[j] for j in order[start:start + args.batch_size]):
-            crops.append(sample(people[0][i], people[1][i], args.size, rng, args.plain_background) if kind == 0
+            crops.append(sample(people[0][i], people[1][i], args.size, rng, args.plain_background, args.zoom,
+                                args.plain_zoom) if kind == 0
                          else sample_alone(alone[0][i], alone[1][i], args.size, rng))
         x = torch.from_numpy(np.stack([c[0] for c in crops])).permute(0, 3, 1, 2).contiguous()
         yield x, torch.from_numpy(np.stack([c[1] for c in crops]))
