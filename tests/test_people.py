@@ -13,7 +13,7 @@ STREET_DEV = SHARED / "street-photos" / "dev"
 # Floors well under what the shipped models score on the street development photos (see the
 # garment-region model card) and well over a classifier that sees the whole person as one
 # garment (45% largest garment right, 24% of garments found): losing the person path fails.
-# Reported garments match one 79% of the time, 65% without the rules that drop guesses.
+# Reported garments match one 77% of the time, 67% without the rules that drop guesses.
 LARGEST_FLOOR, FOUND_FLOOR, MATCHING_FLOOR = 0.45, 0.50, 0.62
 CARRIED = (5, 7, 8, 9)  # sandals, sneakers, bags, ankle boots
 

@@ -213,7 +213,8 @@ def plain_backdrop(photo, mask, rng):
 
 
 def sample(photo, mask, size, rng, plain_p, zoom, plain_zoom):
-    """One augmented square crop: zoomed anywhere from the whole person to a close-up of the upper body."""
+    """One augmented square crop, zoomed 0.7 to `zoom` times (at 1 the photo's height fills the crop; up to
+    `plain_zoom` on a plain backdrop): from the whole person to a close-up of the upper body."""
     if rng.random() < plain_p:
         photo, zoom = plain_backdrop(photo, mask, rng), plain_zoom
     h, w = mask.shape
